@@ -1,0 +1,33 @@
+"""leanllm-otel: every LiteLLM call as one OpenTelemetry span, sampled and redacted before any exporter sees it."""
+
+from leanllm_otel.context import (
+    CallOptions,
+    LeanLLMContext,
+    current_context,
+    set_global_context,
+    trace,
+    use_call_options,
+    use_context,
+)
+from leanllm_otel.event import LLMEvent
+from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from leanllm_otel.processing.processor import LeanLLMSpanProcessor
+from leanllm_otel.processing.sampling import LeanLLMSampler
+from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.version import __version__
+
+__all__ = [
+    "CallOptions",
+    "LLMEvent",
+    "LeanLLMContext",
+    "LeanLLMInstrumentor",
+    "LeanLLMSampler",
+    "LeanLLMSpanProcessor",
+    "RedactionMode",
+    "__version__",
+    "current_context",
+    "set_global_context",
+    "trace",
+    "use_call_options",
+    "use_context",
+]

@@ -1,0 +1,66 @@
+"""The fixed error-kind enum and its mapping from LiteLLM's (and the transport's) exception classes."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorKind(str, Enum):
+    TIMEOUT = "timeout"
+    RATE_LIMIT = "rate_limit"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    BAD_REQUEST = "bad_request"
+    CONTEXT_WINDOW = "context_window"
+    CONTENT_POLICY = "content_policy"
+    NOT_FOUND = "not_found"
+    PROVIDER_ERROR = "provider_error"
+    CONNECTION = "connection"
+    BUDGET = "budget"
+    UNKNOWN = "unknown"
+
+
+# Looked up along the exception's MRO, most specific class first, by class name so that importing this module never
+# imports LiteLLM. LiteLLM's classes subclass the OpenAI SDK's, whose names appear further down the MRO.
+_BY_CLASS_NAME: dict[str, ErrorKind] = {
+    "ContextWindowExceededError": ErrorKind.CONTEXT_WINDOW,
+    "ContentPolicyViolationError": ErrorKind.CONTENT_POLICY,
+    "BudgetExceededError": ErrorKind.BUDGET,
+    "Timeout": ErrorKind.TIMEOUT,
+    "APITimeoutError": ErrorKind.TIMEOUT,
+    "TimeoutError": ErrorKind.TIMEOUT,
+    "TimeoutException": ErrorKind.TIMEOUT,  # httpx
+    "RateLimitError": ErrorKind.RATE_LIMIT,
+    "AuthenticationError": ErrorKind.AUTHENTICATION,
+    "PermissionDeniedError": ErrorKind.PERMISSION,
+    "NotFoundError": ErrorKind.NOT_FOUND,
+    "BadRequestError": ErrorKind.BAD_REQUEST,
+    "UnprocessableEntityError": ErrorKind.BAD_REQUEST,
+    "UnsupportedParamsError": ErrorKind.BAD_REQUEST,
+    "InvalidRequestError": ErrorKind.BAD_REQUEST,
+    "APIConnectionError": ErrorKind.CONNECTION,
+    "ConnectError": ErrorKind.CONNECTION,  # httpx
+    "ConnectionError": ErrorKind.CONNECTION,
+    "InternalServerError": ErrorKind.PROVIDER_ERROR,
+    "ServiceUnavailableError": ErrorKind.PROVIDER_ERROR,
+    "BadGatewayError": ErrorKind.PROVIDER_ERROR,
+    "APIError": ErrorKind.PROVIDER_ERROR,
+    "APIStatusError": ErrorKind.PROVIDER_ERROR,
+}
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """Map an exception to the fixed ``leanllm.error.kind`` enum."""
+    for cls in type(exc).__mro__:
+        kind = _BY_CLASS_NAME.get(cls.__name__)
+        if kind is not None:
+            if kind is ErrorKind.CONNECTION and cls.__module__ == "builtins" and isinstance(exc, TimeoutError):
+                return ErrorKind.TIMEOUT
+            return kind
+    return ErrorKind.UNKNOWN
+
+
+def status_code_of(exc: BaseException) -> int | None:
+    """The HTTP status code an exception carries, when it carries one."""
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) and 100 <= code <= 599 else None

@@ -1,0 +1,291 @@
+"""``LLMEvent`` and the one mapping between it and span attributes.
+
+Every other representation (the SQL row, the LeanLLM service payload, the CLI's JSON lines, ``last_event``) is
+derived from ``LLMEvent``, and ``LLMEvent`` is derived from a span only here. A field is named in ``_SCALARS``
+(or handled by one of the prefix/JSON rules below it) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+from pydantic import BaseModel, ConfigDict, Field
+
+from leanllm_otel import semconv as sc
+
+EventStatus = Literal["ok", "error"]
+
+
+class LLMEvent(BaseModel):
+    """One logical LLM call, as stored and as handed to hooks."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+    event_id: str
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    timestamp: datetime
+    end_timestamp: datetime | None = None
+
+    operation: str = sc.OP_CHAT
+    provider: str | None = None
+    model: str = ""
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = Field(default_factory=list)
+    server_address: str | None = None
+    server_port: int | None = None
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_reported: bool | None = None
+    cost: float | None = None
+    latency_ms: float | None = None
+
+    stream: bool = False
+    stream_outcome: str | None = None
+    stream_chunks: int | None = None
+    time_to_first_token_ms: float | None = None
+    total_stream_time_ms: float | None = None
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    environment: str | None = None
+    correlation_id: str | None = None
+    parent_request_id: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    status: EventStatus = "ok"
+    error_type: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+
+    redaction_mode: str | None = None
+    sampling_rate: float | None = None
+    content_captured: bool = False
+    input_messages: Any = None
+    output_messages: Any = None
+    system_instructions: Any = None
+    tool_definitions: Any = None
+    tool_calls: Any = None
+    input_message_count: int | None = None
+    input_chars: int | None = None
+    output_chars: int | None = None
+
+    findings: dict[str, int] = Field(default_factory=dict)
+    max_severity: str | None = None
+    blocked: bool = False
+    block_reason: str | None = None
+    normalized_input: Any = None
+    normalized_output: Any = None
+
+    @property
+    def request_id(self) -> str:
+        """LeanLLM's name for the event id."""
+        return self.event_id
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == "error"
+
+    def to_row(self) -> dict[str, Any]:
+        """The SQL row (JSON columns hold plain Python structures)."""
+        return self.model_dump()
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object sent to the LeanLLM service and printed by the CLI."""
+        return self.model_dump(mode="json")
+
+
+@dataclass(frozen=True, slots=True)
+class _Scalar:
+    field: str
+    attribute: str
+    kind: type
+
+
+# The scalar fields: event field <- span attribute. Everything not listed here is handled by a named rule below.
+_SCALARS: tuple[_Scalar, ...] = (
+    _Scalar("operation", sc.GEN_AI_OPERATION_NAME, str),
+    _Scalar("provider", sc.GEN_AI_PROVIDER_NAME, str),
+    _Scalar("model", sc.GEN_AI_REQUEST_MODEL, str),
+    _Scalar("response_model", sc.GEN_AI_RESPONSE_MODEL, str),
+    _Scalar("response_id", sc.GEN_AI_RESPONSE_ID, str),
+    _Scalar("server_address", sc.SERVER_ADDRESS, str),
+    _Scalar("server_port", sc.SERVER_PORT, int),
+    _Scalar("input_tokens", sc.GEN_AI_USAGE_INPUT_TOKENS, int),
+    _Scalar("output_tokens", sc.GEN_AI_USAGE_OUTPUT_TOKENS, int),
+    _Scalar("total_tokens", sc.LEANLLM_TOTAL_TOKENS, int),
+    _Scalar("cache_read_input_tokens", sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, int),
+    _Scalar("cache_creation_input_tokens", sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, int),
+    _Scalar("reasoning_tokens", sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, int),
+    _Scalar("usage_reported", sc.LEANLLM_USAGE_REPORTED, bool),
+    _Scalar("cost", sc.LEANLLM_COST_USD, float),
+    _Scalar("latency_ms", sc.LEANLLM_LATENCY_MS, float),
+    _Scalar("stream", sc.LEANLLM_STREAM, bool),
+    _Scalar("stream_outcome", sc.LEANLLM_STREAM_OUTCOME, str),
+    _Scalar("stream_chunks", sc.LEANLLM_STREAM_CHUNKS, int),
+    _Scalar("time_to_first_token_ms", sc.LEANLLM_TTFT_MS, float),
+    _Scalar("total_stream_time_ms", sc.LEANLLM_STREAM_TIME_MS, float),
+    _Scalar("environment", sc.LEANLLM_ENVIRONMENT, str),
+    _Scalar("correlation_id", sc.LEANLLM_CORRELATION_ID, str),
+    _Scalar("parent_request_id", sc.LEANLLM_PARENT_REQUEST_ID, str),
+    _Scalar("error_type", sc.ERROR_TYPE, str),
+    _Scalar("error_kind", sc.LEANLLM_ERROR_KIND, str),
+    _Scalar("error_message", sc.LEANLLM_ERROR_MESSAGE, str),
+    _Scalar("redaction_mode", sc.LEANLLM_REDACTION_MODE, str),
+    _Scalar("sampling_rate", sc.LEANLLM_SAMPLING_RATE, float),
+    _Scalar("content_captured", sc.LEANLLM_CONTENT_CAPTURED, bool),
+    _Scalar("input_message_count", sc.LEANLLM_INPUT_MESSAGE_COUNT, int),
+    _Scalar("input_chars", sc.LEANLLM_INPUT_CHARS, int),
+    _Scalar("output_chars", sc.LEANLLM_OUTPUT_CHARS, int),
+    _Scalar("max_severity", sc.LEANLLM_SECURITY_MAX_SEVERITY, str),
+    _Scalar("blocked", sc.LEANLLM_SECURITY_BLOCKED, bool),
+    _Scalar("block_reason", sc.LEANLLM_SECURITY_BLOCK_REASON, str),
+)
+
+# JSON-encoded string attributes -> structured event fields.
+_JSON_FIELDS: tuple[tuple[str, str], ...] = (
+    ("input_messages", sc.GEN_AI_INPUT_MESSAGES),
+    ("output_messages", sc.GEN_AI_OUTPUT_MESSAGES),
+    ("system_instructions", sc.GEN_AI_SYSTEM_INSTRUCTIONS),
+    ("tool_definitions", sc.GEN_AI_TOOL_DEFINITIONS),
+    ("tool_calls", sc.LEANLLM_TOOL_CALLS),
+    ("parameters", sc.LEANLLM_REQUEST_PARAMETERS),
+    ("findings", sc.LEANLLM_SECURITY_FINDINGS),
+    ("normalized_input", sc.LEANLLM_NORMALIZED_INPUT),
+    ("normalized_output", sc.LEANLLM_NORMALIZED_OUTPUT),
+)
+
+# Context fields mirrored into ``LLMEvent.metadata`` (LeanLLM puts environment there too).
+_METADATA_SCALARS: tuple[tuple[str, str], ...] = (
+    ("environment", sc.LEANLLM_ENVIRONMENT),
+    ("user_id", sc.LEANLLM_USER_ID),
+    ("session_id", sc.LEANLLM_SESSION_ID),
+    ("feature", sc.LEANLLM_FEATURE),
+)
+
+
+def is_llm_span_attributes(attributes: Mapping[str, Any] | None) -> bool:
+    """True when the attributes are those of a leanllm LLM span (it carries an event id)."""
+    return bool(attributes) and sc.LEANLLM_REQUEST_ID in attributes  # type: ignore[operator]
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                return value.strip().lower() in ("true", "1", "yes", "on")
+            return bool(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _load_json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return {"_unparsed": value}
+
+
+def _ns_to_datetime(ns: int | None) -> datetime | None:
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def event_from_attributes(
+    attributes: Mapping[str, Any],
+    *,
+    start_time_ns: int | None,
+    end_time_ns: int | None = None,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    parent_span_id: str | None = None,
+    is_error: bool = False,
+    status_description: str | None = None,
+) -> LLMEvent:
+    """Build the event from an LLM span's attributes (used for SDK spans and for decoded OTLP spans alike)."""
+    values: dict[str, Any] = {}
+    for scalar in _SCALARS:
+        raw = attributes.get(scalar.attribute)
+        if raw is not None:
+            coerced = _coerce(raw, scalar.kind)
+            if coerced is not None:
+                values[scalar.field] = coerced
+    for field, attribute in _JSON_FIELDS:
+        raw = attributes.get(attribute)
+        if raw is not None:
+            values[field] = _load_json(raw)
+    if not isinstance(values.get("findings", {}), dict):
+        values["findings"] = {}
+    if not isinstance(values.get("parameters", {}), dict):
+        values["parameters"] = {}
+
+    finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+    if finish is not None:
+        values["finish_reasons"] = [str(v) for v in finish] if not isinstance(finish, str) else [finish]
+
+    labels: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    for key, value in attributes.items():
+        if key.startswith(sc.LEANLLM_LABEL_PREFIX):
+            labels[key[len(sc.LEANLLM_LABEL_PREFIX) :]] = str(value)
+        elif key.startswith(sc.LEANLLM_TAG_PREFIX):
+            tags[key[len(sc.LEANLLM_TAG_PREFIX) :]] = str(value)
+    metadata: dict[str, Any] = {}
+    for name, attribute in _METADATA_SCALARS:
+        if attributes.get(attribute) is not None:
+            metadata[name] = str(attributes[attribute])
+    if tags:
+        metadata["custom_tags"] = tags
+
+    error = is_error or sc.ERROR_TYPE in attributes
+    if error and "error_message" not in values and status_description:
+        values["error_message"] = status_description
+
+    start = _ns_to_datetime(start_time_ns) or datetime.now(timezone.utc)
+    return LLMEvent(
+        event_id=str(attributes[sc.LEANLLM_REQUEST_ID]),
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        timestamp=start,
+        end_timestamp=_ns_to_datetime(end_time_ns),
+        labels=labels,
+        metadata=metadata,
+        status="error" if error else "ok",
+        **values,
+    )
+
+
+def span_to_event(span: ReadableSpan) -> LLMEvent:
+    """The one span -> ``LLMEvent`` mapping. The span must be an LLM span (see ``is_llm_span_attributes``)."""
+    context = span.context
+    parent = span.parent
+    return event_from_attributes(
+        span.attributes or {},
+        start_time_ns=span.start_time,
+        end_time_ns=span.end_time,
+        trace_id=format(context.trace_id, "032x") if context is not None else None,
+        span_id=format(context.span_id, "016x") if context is not None else None,
+        parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
+        is_error=span.status.status_code is StatusCode.ERROR,
+        status_description=span.status.description,
+    )

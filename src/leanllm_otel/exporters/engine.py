@@ -1,0 +1,308 @@
+"""Database plumbing shared by the SQL exporter, the query API and the CLI.
+
+- :func:`async_database_url` validates a user URL (``sqlite:///...`` / ``postgresql://...``) and gives the async
+  driver form SQLAlchemy needs.
+- :func:`create_engine` builds an ``AsyncEngine`` with the settings each backend wants (SQLite: WAL, busy
+  timeout, parent directories created; PostgreSQL: pre-ping, connect timeout).
+- :class:`LoopThread` runs coroutines on a private event loop from synchronous code (the batch worker thread,
+  ``force_flush`` callers, the CLI). :class:`Database` pairs one with a lazily created engine and survives
+  ``fork()``: a child drops the parent's loop and connections and opens its own.
+- :func:`upgrade` runs the Alembic migrations shipped inside the package (no ``alembic.ini`` needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from leanllm_otel.config import LeanLLMConfig, mask_url
+
+T = TypeVar("T")
+
+VERSION_TABLE = "leanllm_alembic_version"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Objects a forked child inherited from its parent (loops, engines, pooled connections). They are kept alive,
+# never used and never closed: closing them would tear down the parent's sockets.
+_FORK_ORPHANS: list[object] = []
+
+
+def async_database_url(database_url: str) -> str:
+    """The SQLAlchemy async URL for a ``sqlite:///`` or ``postgresql://`` URL. Raises ValueError if malformed.
+
+    The error text never contains the password.
+    """
+    url = LeanLLMConfig(database_url=database_url).sqlalchemy_async_url
+    assert url is not None
+    try:
+        make_url(url)
+    except Exception as exc:
+        raise ValueError(f"{mask_url(database_url)!r} is not a valid database URL: {type(exc).__name__}") from None
+    return url
+
+
+def is_sqlite(async_url: str) -> bool:
+    return async_url.startswith("sqlite")
+
+
+def _sqlite_path(async_url: str) -> str | None:
+    database = make_url(async_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def create_engine(async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``async_url`` (from :func:`async_database_url`), tuned per backend."""
+    if is_sqlite(async_url):
+        path = _sqlite_path(async_url)
+        if path is not None:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": sqlite_busy_timeout_ms / 1000.0}}
+        if path is None and ":memory:" in async_url:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database, not one per connection
+        engine = create_async_engine(async_url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
+                if path is not None:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cursor.close()
+
+        return engine
+    return create_async_engine(
+        async_url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        pool_timeout=connect_timeout_s,
+        connect_args={"timeout": connect_timeout_s},
+    )
+
+
+_MIGRATION_LOCKS: dict[str, threading.Lock] = {}
+_MIGRATION_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _migration_lock(connection: Connection) -> Iterator[None]:
+    """Serialise migrations of one database across threads, and across processes for a SQLite file.
+
+    (On PostgreSQL the migration environment takes an advisory lock, which covers every process.)
+    """
+    key = connection.engine.url.render_as_string(hide_password=True)
+    with _MIGRATION_LOCKS_GUARD:
+        lock = _MIGRATION_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        database = connection.engine.url.database
+        if connection.dialect.name != "sqlite" or not database or database == ":memory:" or fcntl is None:
+            yield
+            return
+        try:
+            handle = open(f"{database}.leanllm-migrate.lock", "a+")  # noqa: SIM115 - held across the yield
+        except OSError:
+            yield  # e.g. read-only directory: the migration will fail on its own with a clear error
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
+        finally:
+            handle.close()
+
+
+def _upgrade_sync(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    with _migration_lock(connection):
+        command.upgrade(config, revision)
+
+
+async def upgrade(engine: AsyncEngine | AsyncConnection, revision: str = "head") -> None:
+    """Run the package's Alembic migrations up to ``revision`` on ``engine`` (idempotent)."""
+    if isinstance(engine, AsyncConnection):
+        await engine.run_sync(_upgrade_sync, revision)
+        return
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_sync, revision)
+
+
+def _current_sync(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The schema revision recorded in the database (None when it was never migrated)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_sync)
+
+
+def head_revision() -> str:
+    """The newest revision shipped with the package."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+class LoopThread:
+    """A private asyncio loop on a daemon thread, created lazily; ``run`` submits a coroutine and waits."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def _main() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=_main, name=self._name, daemon=True)
+                thread.start()
+                ready.wait(5.0)
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
+        """Run ``coro`` on the loop; on timeout cancel it and raise ``TimeoutError``."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("LoopThread.run called from its own loop thread")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"database operation did not finish within {timeout}s") from None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
+
+    def forget(self) -> None:
+        """Drop the loop without touching it (after ``fork()``: its thread does not exist in the child)."""
+        with self._lock:
+            if self._loop is not None:
+                _FORK_ORPHANS.append(self._loop)
+            self._loop = self._thread = None
+            self._lock = threading.Lock()
+
+
+class Database:
+    """One database used from synchronous code: a :class:`LoopThread` plus an engine created on that loop."""
+
+    def __init__(self, database_url: str, *, name: str = "leanllm-sql", sqlite_busy_timeout_ms: int = 5000,
+                 connect_timeout_s: float = 10.0) -> None:
+        self.async_url = async_database_url(database_url)
+        self.masked_url = mask_url(database_url)
+        self._busy_ms = sqlite_busy_timeout_ms
+        self._connect_timeout_s = connect_timeout_s
+        self._runner = LoopThread(name)
+        self._engine: AsyncEngine | None = None
+        self._pid = os.getpid()
+        if hasattr(os, "register_at_fork"):
+            weak = weakref.WeakMethod(self._after_fork)
+
+            def _after_fork_in_child() -> None:
+                method = weak()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.async_url)
+
+    def _after_fork(self) -> None:
+        if self._engine is not None:
+            _FORK_ORPHANS.append(self._engine)
+        self._engine = None
+        self._runner.forget()
+        self._pid = os.getpid()
+
+    async def engine(self) -> AsyncEngine:
+        """The engine (created on first use, on the loop thread)."""
+        if self._engine is None:
+            self._engine = create_engine(
+                self.async_url, sqlite_busy_timeout_ms=self._busy_ms, connect_timeout_s=self._connect_timeout_s
+            )
+        return self._engine
+
+    def run(self, operation: Callable[[AsyncEngine], Awaitable[T]], timeout: float | None) -> T:
+        """Run ``operation(engine)`` on the loop thread and wait at most ``timeout`` seconds."""
+        if self._pid != os.getpid():  # fork without register_at_fork support
+            self._after_fork()
+
+        async def _call() -> T:
+            return await operation(await self.engine())
+
+        return self._runner.run(_call(), timeout)
+
+    def submit(self, operation: Callable[[AsyncEngine], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Start ``operation(engine)`` on the loop thread without waiting for it."""
+        if self._pid != os.getpid():
+            self._after_fork()
+
+        async def _call() -> T:
+            return await operation(await self.engine())
+
+        return asyncio.run_coroutine_threadsafe(_call(), self._runner.loop)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Dispose the engine and stop the loop thread (bounded by ``timeout``)."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            try:
+                self._runner.run(engine.dispose(), timeout)
+            except Exception:
+                pass
+        self._runner.stop(timeout)

@@ -1,0 +1,130 @@
+"""SQLAlchemy Core definition of the event store at the newest migration (``head``).
+
+One row per ``LLMEvent`` (``event_id`` is the key); JSON columns hold labels, parameters, content, tool calls and
+findings. The migrations in ``exporters/migrations/versions`` build this schema step by step and do not import this
+module (a migration is a frozen snapshot); ``tests/test_migrations.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+EVENTS_TABLE = "leanllm_events"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text; values come back as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def json_type() -> Any:
+    """JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is stored as SQL NULL."""
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+metadata = MetaData()
+
+events = Table(
+    EVENTS_TABLE,
+    metadata,
+    Column("event_id", String, primary_key=True),
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("parent_span_id", String(16)),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("end_timestamp", UTCDateTime),
+    Column("operation", String, nullable=False),
+    Column("provider", String),
+    Column("model", String, nullable=False),
+    Column("response_model", String),
+    Column("response_id", String),
+    Column("finish_reasons", json_type()),
+    Column("server_address", String),
+    Column("server_port", Integer),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("total_tokens", BigInteger),
+    Column("cache_read_input_tokens", BigInteger),
+    Column("cache_creation_input_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    Column("usage_reported", Boolean),
+    Column("cost", Float),
+    Column("latency_ms", Float),
+    Column("stream", Boolean, nullable=False),
+    Column("stream_outcome", String),
+    Column("stream_chunks", Integer),
+    Column("time_to_first_token_ms", Float),
+    Column("total_stream_time_ms", Float),
+    Column("labels", json_type()),
+    Column("metadata", json_type()),
+    Column("environment", String),
+    Column("correlation_id", String),
+    Column("parent_request_id", String),
+    Column("parameters", json_type()),
+    Column("status", String(16), nullable=False),
+    Column("error_type", String),
+    Column("error_kind", String),
+    Column("error_message", Text),
+    Column("redaction_mode", String),
+    Column("sampling_rate", Float),
+    Column("content_captured", Boolean, nullable=False),
+    Column("input_messages", json_type()),
+    Column("output_messages", json_type()),
+    Column("system_instructions", json_type()),
+    Column("tool_definitions", json_type()),
+    Column("tool_calls", json_type()),
+    Column("input_message_count", Integer),
+    Column("input_chars", Integer),
+    Column("output_chars", Integer),
+    # revision 0002
+    Column("findings", json_type()),
+    Column("max_severity", String),
+    Column("blocked", Boolean),
+    Column("block_reason", String),
+    Column("normalized_input", json_type()),
+    Column("normalized_output", json_type()),
+    Column("recorded_at", UTCDateTime),
+    Index("ix_leanllm_events_timestamp", "timestamp"),
+    Index("ix_leanllm_events_correlation_id", "correlation_id"),
+    Index("ix_leanllm_events_model_timestamp", "model", "timestamp"),
+    Index("ix_leanllm_events_status_timestamp", "status", "timestamp"),
+    Index("ix_leanllm_events_trace_id", "trace_id"),
+    Index("ix_leanllm_events_recorded_at", "recorded_at"),
+)
+
+# Columns the store adds beside the ``LLMEvent`` fields.
+STORAGE_ONLY_COLUMNS = frozenset({"recorded_at"})

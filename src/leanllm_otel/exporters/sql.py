@@ -1,0 +1,217 @@
+"""``SQLSpanExporter``: each kept LLM span becomes one ``LLMEvent`` row in SQLite or PostgreSQL.
+
+``export()`` runs on the batch processor's worker thread (and on whichever thread calls ``force_flush`` or
+``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_to_event(...).to_row()``), then
+hands one ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget,
+circuit breaker, drop accounting). The async SQLAlchemy engine lives on a private event-loop thread owned by the
+exporter and recreated in a forked child. Nothing here raises into the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.event import is_llm_span_attributes, span_to_event
+from leanllm_otel.exporters import engine as db
+from leanllm_otel.exporters.delivery import (
+    CircuitBreaker,
+    Delivery,
+    DropCounter,
+    PermanentError,
+    RetryableError,
+    RetryPolicy,
+)
+from leanllm_otel.exporters.schema import events
+
+_logger = logging.getLogger(__name__)
+
+REASON_MAPPING_ERROR = "mapping_error"
+_COLUMNS = frozenset(events.c.keys())
+
+
+def _classify(exc: BaseException) -> Exception:
+    """Store failure -> ``RetryableError`` (the backend may recover) or ``PermanentError`` (this batch never will)."""
+    if isinstance(exc, (RetryableError, PermanentError)):
+        return exc
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return PermanentError(f"rejected_by_database: {type(exc).__name__}")
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        return PermanentError(f"unwritable_row: {exc.orig!r}")  # e.g. a value JSON cannot encode
+    if isinstance(exc, TimeoutError):
+        return RetryableError("timeout")
+    return RetryableError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+
+
+class SQLSpanExporter(SpanExporter):
+    """Writes leanllm LLM spans to the SQL event store; other spans are ignored.
+
+    With no arguments it reads ``LEANLLM_*`` (the ``opentelemetry-instrument`` entry point builds it that way).
+    ``database_url`` overrides ``LEANLLM_DATABASE_URL``; ``config`` replaces the environment entirely.
+    ``on_dropped_events(count, reason)`` is called for every batch given up on; ``drops`` shares a counter
+    with other components (the batch processor's queue-full drops).
+    Raises ``ValueError`` at construction for a missing or malformed URL, or conflicting settings.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        config: LeanLLMConfig | None = None,
+        on_dropped_events: Callable[[int, str], None] | None = None,
+        drops: DropCounter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        sqlite_busy_timeout_ms: int = 5000,
+    ) -> None:
+        if config is None:
+            config = (
+                LeanLLMConfig.from_env() if database_url is None else LeanLLMConfig.from_env(database_url=database_url)
+            )
+        elif database_url is not None:
+            config = LeanLLMConfig.model_validate({**config.model_dump(), "database_url": database_url})
+        if config.database_url is None:
+            raise ValueError(
+                "SQLSpanExporter needs a database URL: set LEANLLM_DATABASE_URL (sqlite:///events.db or "
+                "postgresql://user:password@host/db) or pass database_url="
+            )
+        self.config = config
+        self._timeout_s = config.export_timeout_ms / 1000.0
+        self._db = db.Database(
+            config.database_url,
+            name="leanllm-sql-exporter",
+            sqlite_busy_timeout_ms=sqlite_busy_timeout_ms,
+            connect_timeout_s=min(10.0, self._timeout_s),
+        )
+        self.drops = drops if drops is not None else DropCounter()
+        if on_dropped_events is not None:
+            self.drops.add_callback(on_dropped_events)
+        self.delivery = Delivery(
+            "sql",
+            retry_policy or RetryPolicy.from_config(config),
+            breaker or CircuitBreaker.from_config(config),
+            self.drops,
+        )
+        self._schema_ready = not config.auto_migrate
+        self._migration: asyncio.Future[None] | None = None
+        self._insert: Insert | None = None
+        self._shutdown = False
+        self.exported_count = 0
+        if config.auto_migrate:
+            # "Migrate at start" without blocking the application: the first write waits for it (or retries it).
+            self._db.submit(self._ensure_schema).add_done_callback(self._log_start_failure)
+
+    @property
+    def database(self) -> db.Database:
+        return self._db
+
+    # --- mapping ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def span_to_row(span: ReadableSpan, recorded_at: datetime) -> dict[str, Any]:
+        row = span_to_event(span).to_row()
+        row["recorded_at"] = recorded_at
+        if row.keys() - _COLUMNS:  # an LLMEvent field with no column yet: keep the row writable
+            row = {k: v for k, v in row.items() if k in _COLUMNS}
+        return row
+
+    def _rows(self, spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
+        recorded_at = datetime.now(timezone.utc)
+        rows: list[dict[str, Any]] = []
+        failed = 0
+        for span in spans:
+            if not is_llm_span_attributes(span.attributes):
+                continue
+            try:
+                rows.append(self.span_to_row(span, recorded_at))
+            except Exception:
+                failed += 1
+                _logger.exception("leanllm-otel: could not map span %r to an event", span.name)
+        if failed:
+            self.drops.add(failed, REASON_MAPPING_ERROR)
+        return rows
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def _statement(self, dialect_name: str) -> Insert:
+        if self._insert is None:
+            if dialect_name == "postgresql":
+                self._insert = postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+            else:
+                self._insert = sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+        return self._insert
+
+    async def _ensure_schema(self, engine: AsyncEngine) -> None:
+        # Runs on the loop thread only, so no lock: concurrent callers share one migration task.
+        if self._schema_ready:
+            return
+        task = self._migration
+        if task is None or task.get_loop() is not asyncio.get_running_loop() or (
+            task.done() and (task.cancelled() or task.exception() is not None)
+        ):
+            task = self._migration = asyncio.ensure_future(db.upgrade(engine))
+        await asyncio.shield(task)
+        self._schema_ready = True
+
+    def _log_start_failure(self, future: concurrent.futures.Future[None]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            _logger.warning("leanllm-otel: store %s not ready at start (%s: %s); retrying on export",
+                            self._db.masked_url, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+
+    async def _write(self, engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+        await self._ensure_schema(engine)
+        statement = self._statement(engine.dialect.name)
+        async with engine.begin() as connection:
+            await connection.execute(statement, rows)
+
+    def _attempt(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self._db.run(lambda engine: self._write(engine, rows), self._timeout_s)
+        except Exception as exc:
+            raise _classify(exc) from exc
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write the LLM spans of ``spans``; returns FAILURE when the batch was dropped. Never raises."""
+        try:
+            rows = self._rows(spans)
+            if not rows:
+                return SpanExportResult.SUCCESS
+            if self._shutdown:
+                self.drops.add(len(rows), "already_shutdown")
+                return SpanExportResult.FAILURE
+            if self.delivery.send(lambda: self._attempt(rows), len(rows)):
+                self.exported_count += len(rows)
+                return SpanExportResult.SUCCESS
+            return SpanExportResult.FAILURE
+        except Exception:  # pragma: no cover - defensive: export must never raise
+            _logger.exception("leanllm-otel: SQL export failed")
+            return SpanExportResult.FAILURE
+
+    def migrate(self, timeout_s: float | None = None) -> None:
+        """Upgrade the schema to head now (``auto_migrate`` does this lazily before the first write)."""
+        self._db.run(db.upgrade, timeout_s if timeout_s is not None else self._timeout_s)
+        self._schema_ready = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30000) -> None:
+        """Stop retrying (bounded), dispose the engine and stop the loop thread."""
+        self._shutdown = True
+        self.delivery.close()
+        self._db.close(timeout=max(0.1, min(5.0, timeout_millis / 1000.0)))

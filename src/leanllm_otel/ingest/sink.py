@@ -1,0 +1,60 @@
+"""``SQLEventSink``: the ingest service's writer into the SQL event store.
+
+It reuses :class:`leanllm_otel.exporters.sql.SQLSpanExporter` (engine, loop thread, migrations, the idempotent
+``INSERT ... ON CONFLICT (event_id) DO NOTHING``) but without its retry loop: the ingest service answers 503 and
+the sending exporter retries, so one slow database never holds an HTTP request for a whole retry budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from leanllm_otel.config import LeanLLMConfig, mask_url
+from leanllm_otel.event import LLMEvent
+from leanllm_otel.exporters.schema import events as events_table
+from leanllm_otel.exporters.sql import SQLSpanExporter
+
+__all__ = ["SQLEventSink"]
+
+_COLUMNS = frozenset(events_table.c.keys())
+
+
+class SQLEventSink:
+    """Writes ``LLMEvent`` objects to ``database_url`` (``sqlite:///...`` or ``postgresql://...``).
+
+    ``write`` is idempotent on ``event_id`` and raises ``RetryableError`` (store unavailable) or
+    ``PermanentError`` (rows the database refuses) from :mod:`leanllm_otel.exporters.delivery`.
+    """
+
+    def __init__(self, database_url: str, *, write_timeout_s: float = 10.0) -> None:
+        # auto_migrate off: the exporter would start a migration in the background, racing migrate() below
+        # (two Alembic upgrades at once on one database). The server migrates explicitly at start instead.
+        config = LeanLLMConfig(
+            database_url=database_url,
+            auto_migrate=False,
+            export_timeout_ms=max(1, int(write_timeout_s * 1000)),
+        )
+        self._exporter = SQLSpanExporter(config=config)
+        self.masked_url = mask_url(database_url)
+
+    def migrate(self, timeout_s: float | None = None) -> None:
+        """Bring the schema to head now (raises when the database cannot be reached)."""
+        self._exporter.migrate(timeout_s)
+
+    def write(self, events: Sequence[LLMEvent]) -> None:
+        if not events:
+            return
+        recorded_at = datetime.now(timezone.utc)
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            row = event.to_row()
+            row["recorded_at"] = recorded_at
+            rows.append({key: value for key, value in row.items() if key in _COLUMNS})
+        # TODO(lead): SQLSpanExporter has no public "write these events, no retry" method; _attempt is that
+        # operation (classified errors, idempotent insert). Replace with e.g. SQLSpanExporter.write_rows(rows).
+        self._exporter._attempt(rows)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self._exporter.shutdown(timeout_millis=timeout_s * 1000.0)

@@ -1,0 +1,1 @@
+"""LiteLLM instrumentation: the instrumentor, call wrappers, stream proxies and attribute extraction."""

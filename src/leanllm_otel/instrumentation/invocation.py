@@ -1,0 +1,237 @@
+"""One LLM call's span, from start to its single end: the code path shared by sync, async and stream wrappers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from leanllm_otel import semconv as sc
+from leanllm_otel._internal import log_internal_error
+from leanllm_otel.context import (
+    CallOptions,
+    LeanLLMContext,
+    chain_parent,
+    chain_set,
+    current_call_options,
+    current_context,
+)
+from leanllm_otel.errors import error_kind, status_code_of
+from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
+from leanllm_otel.processing.record import CallRecord, handing_over
+from leanllm_otel.processing.sampling import clamp_rate, keeps
+from leanllm_otel.redaction_mode import RedactionMode
+
+if TYPE_CHECKING:
+    from leanllm_otel.instrumentation.telemetry import Telemetry
+
+_CONTENT_KWARGS = ("messages", "prompt", "input", "tools", "functions", "instructions")
+
+
+class Skip(Exception):
+    """Raised by ``resolve`` when the call must pass through untraced (``log=False``)."""
+
+
+class Invocation:
+    """Owns one span. ``succeed`` / ``fail`` / ``end_stream`` end it; the first one to run wins."""
+
+    __slots__ = (
+        "_ended",
+        "event_id",
+        "mode",
+        "operation",
+        "record",
+        "sampled",
+        "span",
+        "start_ns",
+        "stream",
+        "telemetry",
+    )
+
+    def __init__(self, telemetry: Telemetry, operation: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        self.telemetry = telemetry
+        self.operation = operation
+        self._ended = False
+        options = current_call_options()
+        ambient = current_context()
+        if options is not None and options.context is not None:
+            ambient = options.context.merged_over(ambient)
+        if (options is not None and options.log is False) or (ambient is not None and ambient.log is False):
+            raise Skip
+        settings = telemetry.settings
+        model = kwargs.get("model")
+        if model is None and args:
+            model = args[0]
+        model = str(model) if model is not None else ""
+        attributes = request_attributes(operation, model, kwargs)
+        self.stream = bool(kwargs.get("stream"))
+        attributes[sc.LEANLLM_STREAM] = self.stream
+
+        rate, per_call_mode = _rate_and_mode(options, ambient, settings.sampling_rate)
+        mode = settings.redaction_mode(per_call_mode)
+        self.mode = mode
+        self.event_id = (options.request_id if options and options.request_id else None) or str(uuid.uuid4())
+        attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
+        attributes[sc.LEANLLM_SAMPLING_RATE] = rate
+        attributes[sc.LEANLLM_REDACTION_MODE] = mode.value
+        _context_attributes(attributes, options, ambient, settings.environment, settings.auto_chain)
+
+        name = f"{operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
+        self.start_ns = time.time_ns()
+        self.span = telemetry.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
+        )
+        trace_id = self.span.get_span_context().trace_id
+        self.sampled = keeps(trace_id, rate)
+        self.record: CallRecord | None = None
+        if self.sampled and settings.wants_record(mode, per_call_mode is not None):
+            self.record = CallRecord(
+                span_id=self.span.get_span_context().span_id,
+                operation=operation,
+                mode=mode,
+                capture=settings.capture_content or per_call_mode is not None,
+                scan=settings.security_scan is not False,
+            )
+            messages = kwargs.get("messages")
+            if isinstance(messages, list):
+                self.record.messages = list(messages)
+            for key in ("prompt", "input"):
+                if kwargs.get(key) is not None:
+                    self.record.prompt = kwargs[key]
+            if kwargs.get("instructions") is not None:
+                self.record.extra["instructions"] = kwargs["instructions"]
+            tools = kwargs.get("tools") or kwargs.get("functions")
+            if tools is not None:
+                self.record.tools = tools
+
+    # --- endings ---------------------------------------------------------------------------------------------
+    def succeed(self, response: Any) -> None:
+        if self._ended:
+            return
+        try:
+            attributes = response_attributes(response)
+            if self.record is not None:
+                self.record.response = response
+            self._end(attributes, None)
+        except Exception:
+            log_internal_error("recording a response")
+
+    def fail(self, exc: BaseException, extra: Mapping[str, Any] | None = None) -> None:
+        if self._ended:
+            return
+        try:
+            self._end(dict(extra or {}), exc)
+        except Exception:
+            log_internal_error("recording an error")
+
+    def end_stream(
+        self,
+        attributes: dict[str, Any],
+        exc: BaseException | None,
+        chunks: list[Any] | None,
+    ) -> None:
+        if self._ended:
+            return
+        try:
+            if self.record is not None and chunks is not None:
+                self.record.chunks = chunks
+            self._end(attributes, exc)
+        except Exception:
+            log_internal_error("ending a stream")
+
+    def _end(self, attributes: dict[str, Any], exc: BaseException | None) -> None:
+        self._ended = True
+        end_ns = time.time_ns()
+        span = self.span
+        latency_ms = (end_ns - self.start_ns) / 1e6
+        attributes[sc.LEANLLM_LATENCY_MS] = latency_ms
+        error_type: str | None = None
+        if exc is not None:
+            error_type = type(exc).__name__
+            attributes[sc.ERROR_TYPE] = error_type
+            attributes[sc.LEANLLM_ERROR_KIND] = error_kind(exc).value
+            status = status_code_of(exc)
+            if status is not None:
+                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
+            # The message may echo the prompt: it travels in the record, and the export thread adds it in the
+            # form the redaction mode allows. The span itself only says what kind of error this was.
+            record = self.record
+            if record is None:
+                record = self.record = CallRecord(
+                    span_id=span.get_span_context().span_id,
+                    operation=self.operation,
+                    mode=self.mode,
+                    capture=False,
+                    scan=False,
+                )
+            record.error_message = str(exc)
+            span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        span.set_attributes(attributes)
+        if self.sampled or exc is not None:
+            chain_advance(self.telemetry, self.event_id)
+        self.telemetry.record_metrics(self.operation, span, attributes, latency_ms / 1000.0, error_type)
+        with handing_over(self.record):
+            span.end(end_time=end_ns)
+        self.telemetry.notify_end(self, span, exc)
+
+
+def _rate_and_mode(
+    options: CallOptions | None, ambient: LeanLLMContext | None, default_rate: float
+) -> tuple[float, RedactionMode | None]:
+    rate: float | None = options.sample if options is not None else None
+    if rate is None and ambient is not None:
+        rate = ambient.sample
+    mode = options.redaction_mode if options is not None else None
+    if mode is None and ambient is not None:
+        mode = ambient.redaction_mode
+    return clamp_rate(default_rate if rate is None else float(rate)), mode
+
+
+def _context_attributes(
+    attributes: dict[str, Any],
+    options: CallOptions | None,
+    ambient: LeanLLMContext | None,
+    default_environment: str | None,
+    auto_chain: bool,
+) -> None:
+    correlation_id = options.correlation_id if options is not None else None
+    parent_request_id = options.parent_request_id if options is not None else None
+    environment = default_environment
+    labels: dict[str, str] = {}
+    if ambient is not None:
+        correlation_id = correlation_id or ambient.correlation_id
+        parent_request_id = parent_request_id or ambient.parent_request_id
+        environment = ambient.environment or environment
+        labels.update(ambient.labels)
+        for key, value in (
+            (sc.LEANLLM_USER_ID, ambient.user_id),
+            (sc.LEANLLM_SESSION_ID, ambient.session_id),
+            (sc.LEANLLM_FEATURE, ambient.feature),
+        ):
+            if value is not None:
+                attributes[key] = str(value)
+        for tag, value in ambient.custom_tags.items():
+            attributes[sc.LEANLLM_TAG_PREFIX + str(tag)] = str(value)
+    if options is not None and options.labels:
+        labels.update(options.labels)
+    for key, value in labels.items():
+        attributes[sc.LEANLLM_LABEL_PREFIX + str(key)] = str(value)
+    if parent_request_id is None and auto_chain:
+        parent_request_id = chain_parent()
+    if correlation_id:
+        attributes[sc.LEANLLM_CORRELATION_ID] = str(correlation_id)
+        attributes[sc.GEN_AI_CONVERSATION_ID] = str(correlation_id)
+    if parent_request_id:
+        attributes[sc.LEANLLM_PARENT_REQUEST_ID] = str(parent_request_id)
+    if environment:
+        attributes[sc.LEANLLM_ENVIRONMENT] = str(environment)
+
+
+def chain_advance(telemetry: Telemetry, event_id: str) -> None:
+    if telemetry.settings.auto_chain:
+        chain_set(event_id)
+

@@ -1,0 +1,148 @@
+"""Sync and async call wrappers around LiteLLM entry points, with the nesting guard.
+
+A LiteLLM call re-enters LiteLLM (``acompletion`` runs ``completion`` in an executor, ``Router`` and
+``completion_with_retries`` call ``completion`` per attempt, fallbacks call other models). The guard is a context
+variable set for the outermost traced call: anything traced inside it passes straight through, so one logical call is
+one span, and retries or fallbacks happen inside it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import set_span_in_context
+
+from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation.invocation import Invocation, Skip
+from leanllm_otel.instrumentation.streams import StreamProxy
+from leanllm_otel.instrumentation.telemetry import Telemetry
+
+_IN_LLM_CALL: ContextVar[bool] = ContextVar("leanllm_in_llm_call", default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSpec:
+    """One wrapped entry point: where it lives and which ``gen_ai.operation.name`` it performs."""
+
+    attribute: str
+    operation: str
+    is_async: bool
+
+
+class TracingState:
+    """Shared by every wrapper the instrumentor installs; ``telemetry`` None means pass-through (uninstrumented)."""
+
+    def __init__(self) -> None:
+        self.telemetry: Telemetry | None = None
+
+
+def _begin(state: TracingState, spec: OperationSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation | None:
+    telemetry = state.telemetry
+    if telemetry is None or _IN_LLM_CALL.get() or not is_instrumentation_enabled():
+        return None
+    try:
+        return Invocation(telemetry, spec.operation, args, kwargs)
+    except Skip:
+        return None
+    except Exception:
+        log_internal_error("starting an LLM span")
+        return None
+
+
+def _finish(invocation: Invocation, result: Any) -> Any:
+    if invocation.stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
+        try:
+            return StreamProxy(result, invocation)
+        except Exception:
+            log_internal_error("wrapping a stream")
+            invocation.succeed(None)
+            return result
+    invocation.succeed(result)
+    return result
+
+
+def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]:
+    """A ``wrapt``-style wrapper ``(wrapped, instance, args, kwargs)`` for ``spec``."""
+    if spec.is_async:
+
+        async def async_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            invocation = _begin(state, spec, args, kwargs)
+            if invocation is None:
+                return await wrapped(*args, **kwargs)
+            guard = _IN_LLM_CALL.set(True)
+            token = context_api.attach(set_span_in_context(invocation.span))
+            try:
+                result = await wrapped(*args, **kwargs)
+                if inspect.isawaitable(result):  # some LiteLLM paths return a coroutine from a coroutine
+                    result = await result
+            except BaseException as exc:
+                context_api.detach(token)
+                _IN_LLM_CALL.reset(guard)
+                invocation.fail(exc)
+                raise
+            context_api.detach(token)
+            _IN_LLM_CALL.reset(guard)
+            return _finish(invocation, result)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        invocation = _begin(state, spec, args, kwargs)
+        if invocation is None:
+            return wrapped(*args, **kwargs)
+        guard = _IN_LLM_CALL.set(True)
+        token = context_api.attach(set_span_in_context(invocation.span))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            context_api.detach(token)
+            _IN_LLM_CALL.reset(guard)
+            invocation.fail(exc)
+            raise
+        context_api.detach(token)
+        _IN_LLM_CALL.reset(guard)
+        if inspect.iscoroutine(result):
+            # Called with acompletion=True or similar: the work happens when the caller awaits.
+            return _await_then_finish(invocation, result)
+        return _finish(invocation, result)
+
+    return sync_wrapper
+
+
+async def _await_then_finish(invocation: Invocation, coroutine: Any) -> Any:
+    guard = _IN_LLM_CALL.set(True)
+    token = context_api.attach(set_span_in_context(invocation.span))
+    try:
+        result = await coroutine
+    except BaseException as exc:
+        context_api.detach(token)
+        _IN_LLM_CALL.reset(guard)
+        invocation.fail(exc)
+        raise
+    context_api.detach(token)
+    _IN_LLM_CALL.reset(guard)
+    return _finish(invocation, result)
+
+
+def make_function(state: TracingState, spec: OperationSpec, original: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain function calling ``original`` through the wrapper (for patching closure cells)."""
+    wrapper = make_wrapper(state, spec)
+    if spec.is_async:
+
+        async def traced_async(*args: Any, **kwargs: Any) -> Any:
+            return await wrapper(original, None, args, kwargs)
+
+        traced_async.__wrapped__ = original  # type: ignore[attr-defined]
+        return traced_async
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(original, None, args, kwargs)
+
+    traced.__wrapped__ = original  # type: ignore[attr-defined]
+    return traced

@@ -1,0 +1,193 @@
+"""``LeanLLMSpanProcessor``: the front of every export path.
+
+It wraps the downstream processors (usually one ``BatchSpanProcessor`` per exporter), so what it drops or rewrites
+never reaches any of them:
+
+- sampling: an LLM span that succeeded is kept when ``keeps(trace_id, rate)``; an error is always kept, even when the
+  application's head sampler only recorded it (``LeanLLMSampler``);
+- content: a kept span carries its ``CallRecord`` to the export threads, where ``ContentRenderingExporter`` turns
+  it into redacted attributes; a processor attached anywhere else never sees content;
+- counters: kept, sampled out, head-sampled out, and queue / delivery drops (``DropCounter``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+
+from leanllm_otel import semconv as sc
+from leanllm_otel._internal import log_internal_error
+from leanllm_otel.processing.record import CallRecord, take_pending
+from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+from leanllm_otel.processing.sampling import keeps
+from leanllm_otel.settings import TelemetrySettings
+
+
+class PendingSpan(ReadableSpan):
+    """A finished LLM span on its way to the export threads, with the content snapshot beside it."""
+
+    def __init__(self, span: ReadableSpan, record: CallRecord | None, force_sampled: bool) -> None:
+        context = span.context
+        if force_sampled and context is not None and not context.trace_flags.sampled:
+            context = SpanContext(
+                context.trace_id,
+                context.span_id,
+                context.is_remote,
+                TraceFlags(context.trace_flags | TraceFlags.SAMPLED),
+                context.trace_state,
+            )
+        super().__init__(
+            name=span.name,
+            context=context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=span.attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+        self.leanllm_record = record
+
+
+class SpanCounters:
+    """Thread-safe counters readable from Python (``processor.counters.snapshot()``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.kept = 0
+        self.kept_errors = 0
+        self.sampled_out = 0
+        self.head_sampled_out = 0
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "kept": self.kept,
+                "kept_errors": self.kept_errors,
+                "sampled_out": self.sampled_out,
+                "head_sampled_out": self.head_sampled_out,
+            }
+
+
+class LeanLLMSpanProcessor(SpanProcessor):
+    """Sampling, redaction hand-off and fan-out in front of the downstream processors."""
+
+    def __init__(
+        self,
+        settings: TelemetrySettings | None = None,
+        *,
+        renderer: Renderer | None = None,
+        drop_counter: Any = None,
+    ) -> None:
+        self.settings = settings or TelemetrySettings()
+        self.renderer = renderer or Renderer(self.settings)
+        self.counters = SpanCounters()
+        self._downstream: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+        self._drop_counter = drop_counter
+        self._end_listeners: tuple[Callable[[ReadableSpan], None], ...] = ()
+
+    # --- wiring -----------------------------------------------------------------------------------------------
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Put ``processor`` behind this one. It receives kept spans with content already removed."""
+        with self._lock:
+            self._downstream = (*self._downstream, processor)
+
+    def wrap_exporter(self, exporter: SpanExporter) -> ContentRenderingExporter:
+        """Wrap ``exporter`` so the export thread renders redacted content before it sees each span."""
+        return ContentRenderingExporter(exporter, self.renderer)
+
+    def add_end_listener(self, listener: Callable[[ReadableSpan], None]) -> None:
+        """Called on the caller's thread for every kept LLM span (after sampling, before export)."""
+        with self._lock:
+            self._end_listeners = (*self._end_listeners, listener)
+
+    @property
+    def downstream(self) -> tuple[SpanProcessor, ...]:
+        return self._downstream
+
+    @property
+    def drop_counter(self) -> Any:
+        return self._drop_counter
+
+    # --- SpanProcessor ----------------------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._downstream:
+            processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            forwarded = self._select(span)
+        except Exception:
+            log_internal_error("sampling a span")
+            return
+        if forwarded is None:
+            return
+        for processor in self._downstream:
+            try:
+                processor.on_end(forwarded)
+            except Exception:
+                log_internal_error("a downstream span processor failed")
+        if forwarded is not span:
+            for listener in self._end_listeners:
+                try:
+                    listener(forwarded)
+                except Exception:
+                    log_internal_error("an end listener failed")
+
+    def _select(self, span: ReadableSpan) -> ReadableSpan | None:
+        attributes = span.attributes or {}
+        if sc.LEANLLM_REQUEST_ID not in attributes:
+            return span  # not ours: pass through untouched (downstream batch processors honour the sampled flag)
+        context = span.context
+        if context is None:
+            return None
+        record = take_pending(context.span_id)
+        is_error = span.status.status_code is StatusCode.ERROR
+        if is_error:
+            self.counters.add("kept_errors")
+            return PendingSpan(span, record, force_sampled=True)
+        if not context.trace_flags.sampled:
+            self.counters.add("head_sampled_out")
+            return None
+        rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, self.settings.sampling_rate)
+        if not keeps(context.trace_id, float(rate)):  # type: ignore[arg-type]
+            self.counters.add("sampled_out")
+            return None
+        self.counters.add("kept")
+        return PendingSpan(span, record, force_sampled=False)
+
+    def shutdown(self) -> None:
+        for processor in self._downstream:
+            try:
+                processor.shutdown()
+            except Exception:
+                log_internal_error("shutting down a downstream processor")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        ok = True
+        for processor in self._downstream:
+            try:
+                ok = processor.force_flush(timeout_millis) and ok
+            except Exception:
+                log_internal_error("flushing a downstream processor")
+                ok = False
+        return ok
+
+
+def downstream_processors(processor: LeanLLMSpanProcessor) -> Sequence[SpanProcessor]:
+    return processor.downstream

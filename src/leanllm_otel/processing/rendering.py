@@ -1,0 +1,124 @@
+"""Export-thread rendering: a kept span's ``CallRecord`` becomes final, redacted attributes.
+
+``ContentRenderingExporter`` wraps a real exporter inside its ``BatchSpanProcessor``; its ``export`` runs on the
+batch worker thread, so serialising content, scanning it and hashing it never cost the caller anything, and the
+real exporter only ever receives plain ``ReadableSpan`` objects whose content is already in its final form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from leanllm_otel import semconv as sc
+from leanllm_otel._internal import log_internal_error
+from leanllm_otel.processing.record import CallRecord
+from leanllm_otel.settings import TelemetrySettings
+
+
+class Renderer:
+    """Turns (span, record) into the exported span. Stateless apart from settings and the lazily built detector."""
+
+    def __init__(self, settings: TelemetrySettings, hash_key: bytes | None = None) -> None:
+        self.settings = settings
+        self.hash_key = hash_key
+        self._content: Any = None
+
+    def _content_renderer(self) -> Any:
+        if self._content is None:
+            from leanllm_otel.processing.content import ContentRenderer
+
+            self._content = ContentRenderer(self.settings, hash_key=self.hash_key)
+        return self._content
+
+    def render(self, span: ReadableSpan) -> ReadableSpan:
+        record: CallRecord | None = getattr(span, "leanllm_record", None)
+        attributes = dict(span.attributes or {})
+        events: Sequence[Event] = span.events
+        try:
+            if record is not None:
+                extra = self._content_renderer().render(record)
+                attributes.update(extra)
+                message = extra.get(sc.LEANLLM_ERROR_MESSAGE)
+                if isinstance(message, str):
+                    events = _with_exception_message(events, message)
+            _enrich_cost(attributes)
+        except Exception:
+            log_internal_error("rendering span content")
+            # Fail closed: the span leaves with no content at all rather than unredacted content.
+            attributes = dict(span.attributes or {})
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes,
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+
+def _with_exception_message(events: Sequence[Event], message: str) -> list[Event]:
+    rewritten: list[Event] = []
+    for event in events:
+        if event.name == sc.EXCEPTION_EVENT:
+            attrs: dict[str, Any] = dict(event.attributes or {})
+            attrs[sc.EXCEPTION_MESSAGE] = message
+            event = Event(event.name, attrs, event.timestamp)
+        rewritten.append(event)
+    return rewritten
+
+
+def _enrich_cost(attributes: dict[str, Any]) -> None:
+    """Cost from LiteLLM's own price map when the call path did not carry it (streams, stale references)."""
+    if sc.LEANLLM_COST_USD in attributes:
+        return
+    input_tokens = attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+    output_tokens = attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
+    if not isinstance(input_tokens, int) or not isinstance(model, str):
+        return
+    try:
+        import litellm
+
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model,
+            prompt_tokens=input_tokens,
+            completion_tokens=output_tokens if isinstance(output_tokens, int) else 0,
+        )
+        attributes[sc.LEANLLM_COST_USD] = float(prompt_cost) + float(completion_cost)
+    except Exception:  # a model LiteLLM has no price for: cost stays absent, never a guess
+        return
+
+
+class ContentRenderingExporter(SpanExporter):
+    """Renders each span, then hands the batch to the wrapped exporter."""
+
+    def __init__(self, exporter: SpanExporter, renderer: Renderer) -> None:
+        self.exporter = exporter
+        self.renderer = renderer
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        rendered = [self.renderer.render(span) for span in spans]
+        return self.exporter.export(rendered)
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self.exporter.shutdown(*args, **kwargs)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.exporter, name)
+
+
+def rendered_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    return span.attributes or {}

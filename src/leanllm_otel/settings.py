@@ -1,0 +1,53 @@
+"""The few resolved settings the hot path reads, derived once from ``LeanLLMConfig``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leanllm_otel.redaction_mode import RedactionMode
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """What the wrappers and the processor need per call, without touching the full config."""
+
+    sampling_rate: float = 1.0
+    environment: str | None = None
+    capture_content: bool = False
+    explicit_redaction_mode: RedactionMode | None = None
+    security_scan: bool | None = None
+    auto_chain: bool = False
+    max_content_chars: int = 32768
+
+    @classmethod
+    def from_config(cls, config: object | None) -> TelemetrySettings:
+        """From a ``LeanLLMConfig`` (or ``LeanLLMConfig.from_env()`` when None)."""
+        if config is None:
+            from leanllm_otel.config import LeanLLMConfig
+
+            config = LeanLLMConfig.from_env()
+        mode = getattr(config, "redaction_mode", None)
+        return cls(
+            sampling_rate=float(getattr(config, "sampling_rate", 1.0)),
+            environment=getattr(config, "environment", None),
+            capture_content=bool(getattr(config, "capture_content", False)),
+            explicit_redaction_mode=RedactionMode.parse(mode) if mode is not None else None,
+            security_scan=getattr(config, "security_scan", None),
+            auto_chain=bool(getattr(config, "auto_chain", False)),
+            max_content_chars=int(getattr(config, "max_content_chars", 32768)),
+        )
+
+    def redaction_mode(self, per_call: RedactionMode | None) -> RedactionMode:
+        """Per call > config. Content capture on with no explicit mode means ``redacted``; off means ``metadata``."""
+        if per_call is not None:
+            return per_call
+        if self.explicit_redaction_mode is not None:
+            return self.explicit_redaction_mode
+        return RedactionMode.REDACTED if self.capture_content else RedactionMode.METADATA
+
+    def wants_record(self, mode: RedactionMode, per_call_mode: bool) -> bool:
+        """Whether a sampled-in call keeps a content snapshot for the export threads."""
+        captures = self.capture_content or per_call_mode
+        if self.security_scan is not None:
+            return captures or self.security_scan
+        return captures
