@@ -2,8 +2,9 @@
 
 The contract (DESIGN.md section 7): ``Authorization: Bearer <LEANLLM_API_KEY>``, body ``{"events": [...]}``,
 answer ``{"accepted": n, "dropped": 0}``. A wrong or missing key gets 401 when
-:attr:`LeanLLMServiceServer.api_key` is set. Failures are injected with :meth:`LeanLLMServiceServer.fail_next` (status, optional ``Retry-After``) and
-latency with :attr:`LeanLLMServiceServer.delay`. Gzip request bodies are accepted.
+:attr:`LeanLLMServiceServer.api_key` is set. Failures are injected with
+:meth:`LeanLLMServiceServer.fail_next` (status, optional ``Retry-After``) and latency with
+:attr:`LeanLLMServiceServer.delay`. Gzip request bodies are accepted.
 """
 
 from __future__ import annotations
