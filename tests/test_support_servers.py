@@ -108,9 +108,7 @@ def test_chat_stream_chunks_with_and_without_usage(openai_server: OpenAIServer) 
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
 
-    without = sse_events(
-        httpx.post(url, json={"model": "chunks-5", "messages": MESSAGES, "stream": True}).text
-    )
+    without = sse_events(httpx.post(url, json={"model": "chunks-5", "messages": MESSAGES, "stream": True}).text)
     assert all("usage" not in c for c in without[:-1])
     assert without[-2]["choices"][0]["finish_reason"] == "stop"
 
@@ -320,8 +318,7 @@ def test_litellm_responses_api(openai_server: OpenAIServer) -> None:
     kinds = [str(getattr(e.type, "value", e.type)) for e in events]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     assert (
-        "".join(e.delta for e in events if "output_text.delta" in str(getattr(e.type, "value", e.type)))
-        == "echo: hi"
+        "".join(e.delta for e in events if "output_text.delta" in str(getattr(e.type, "value", e.type))) == "echo: hi"
     )
 
 
@@ -371,9 +368,7 @@ def test_otlp_exporter_spans_decode(otlp_receiver: OTLPReceiver, compression: Co
     assert chat["span_id"] == f"{span.get_span_context().span_id:016x}"
     assert chat["parent_span_id"] == root["span_id"] and root["parent_span_id"] is None
     assert chat["status"] == {"code": "ERROR", "message": "boom"}
-    assert chat["events"][0]["name"] == "first_token" and chat["events"][0]["attributes"] == {
-        "leanllm.ttft_ms": 7
-    }
+    assert chat["events"][0]["name"] == "first_token" and chat["events"][0]["attributes"] == {"leanllm.ttft_ms": 7}
     assert chat["resource"]["service.name"] == "support-test"
     assert chat["scope"] == {"name": "support.test", "version": "1.2.3"}
     assert any(b"gpt-4o-mini" in body for body in otlp_receiver.raw_bodies)  # decompressed bodies
@@ -425,9 +420,7 @@ def test_service_accepts_events_and_checks_the_key(leanllm_service: LeanLLMServi
     assert ok.status_code == 200 and ok.json() == {"accepted": 2, "dropped": 0}
     assert leanllm_service.wait_for_events(2, timeout=5) == events
 
-    assert (
-        httpx.post(url, json={"events": events}, headers={"Authorization": "Bearer nope"}).status_code == 401
-    )
+    assert httpx.post(url, json={"events": events}, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert httpx.post(url, json={"nope": 1}, headers={"Authorization": "Bearer lllm_test"}).status_code == 400
     leanllm_service.fail_next(1, status=429, retry_after="2")
     limited = httpx.post(url, json={"events": events}, headers={"Authorization": "Bearer lllm_test"})
@@ -439,9 +432,7 @@ def test_service_accepts_events_and_checks_the_key(leanllm_service: LeanLLMServi
 
 def test_stop_cuts_keep_alive_connections(openai_server: OpenAIServer) -> None:
     with httpx.Client() as client:
-        first = client.post(
-            f"{openai_server.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}
-        )
+        first = client.post(f"{openai_server.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES})
         assert first.status_code == 200
         url = f"{openai_server.base_url}/chat/completions"
         openai_server.stop()
@@ -470,6 +461,15 @@ async def test_postgres_roundtrip_and_restart(postgres_server: PostgresServer, p
     conn = await asyncpg.connect(postgres_url, timeout=10)
     try:
         assert await conn.fetchval("SELECT count(*) FROM events") == 2
+        await conn.execute("INSERT INTO events VALUES ('c', 1)")
+    finally:
+        await conn.close()
+
+    postgres_server.stop(mode="immediate")  # a crash: committed rows must survive recovery
+    postgres_server.start()
+    conn = await asyncpg.connect(postgres_url, timeout=10)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 3
     finally:
         await conn.close()
 

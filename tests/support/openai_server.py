@@ -138,9 +138,7 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part
-        )
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part)
     return ""
 
 
@@ -387,11 +385,7 @@ class _Handler(QuietHandler):
             for index, call in enumerate(calls):
                 head = {"index": index, "id": call["id"], "type": "function"}
                 deltas.append(
-                    {
-                        "tool_calls": [
-                            {**head, "function": {"name": call["function"]["name"], "arguments": ""}}
-                        ]
-                    }
+                    {"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]}
                 )
                 args = call["function"]["arguments"]
                 for piece in _split(args, min(3, len(args))):
@@ -450,9 +444,7 @@ class _Handler(QuietHandler):
 
     def _embeddings(self, body: dict[str, Any], behaviour: Behaviour) -> None:
         raw_input = body.get("input", "")
-        if isinstance(raw_input, str) or (
-            isinstance(raw_input, list) and raw_input and isinstance(raw_input[0], int)
-        ):
+        if isinstance(raw_input, str) or (isinstance(raw_input, list) and raw_input and isinstance(raw_input[0], int)):
             inputs: list[Any] = [raw_input]
         else:
             inputs = list(raw_input) if isinstance(raw_input, list) else [raw_input]
@@ -575,9 +567,7 @@ class OpenAIServer(LoopbackServer["OpenAIServer"]):
     handler_class = _Handler
     thread_name = "mock-openai"
 
-    def __init__(
-        self, default_chunks: int = 3, retry_after: str = "1", embedding_dimensions: int = 8
-    ) -> None:
+    def __init__(self, default_chunks: int = 3, retry_after: str = "1", embedding_dimensions: int = 8) -> None:
         self.default_chunks = default_chunks
         self.retry_after = retry_after
         self.embedding_dimensions = embedding_dimensions

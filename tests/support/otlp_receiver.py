@@ -153,13 +153,7 @@ class _Handler(QuietHandler):
         owner = self.server.owner
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         encoding = (self.headers.get("Content-Encoding") or "").lower()
-        body = (
-            gzip.decompress(raw)
-            if encoding == "gzip"
-            else zlib.decompress(raw)
-            if encoding == "deflate"
-            else raw
-        )
+        body = gzip.decompress(raw) if encoding == "gzip" else zlib.decompress(raw) if encoding == "deflate" else raw
         content_type = (self.headers.get("Content-Type") or "application/x-protobuf").lower()
         path = self.path.split("?", 1)[0].rstrip("/")
         headers = {k.lower(): v for k, v in self.headers.items()}

@@ -151,7 +151,6 @@ class PostgresServer:
                 "-c listen_addresses=127.0.0.1",
                 f"-k {self.sockdir}",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c max_connections=300",
             ]

@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
 import uvicorn
@@ -35,6 +38,26 @@ def build_app(
 ) -> Starlette:
     """The ingest ASGI app over ``sink`` (mount it in any ASGI server)."""
     return create_app(sink, token=token, max_body_bytes=max_body_bytes)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising the signal afterwards.
+
+    uvicorn re-raises the captured signal once it has shut down, which kills the process before the store is
+    closed; the service closes its store and exits 0 instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class IngestServer:
@@ -63,7 +86,7 @@ class IngestServer:
         self._log_level = log_level
         self._sink_override = sink
         self._sink: EventSink | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._failure: BaseException | None = None
@@ -82,7 +105,7 @@ class IngestServer:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
-    def _prepare(self) -> uvicorn.Server:
+    def _prepare(self) -> _Server:
         if self._sink_override is not None:
             self._sink = self._sink_override
         else:
@@ -117,7 +140,7 @@ class IngestServer:
             server_header=False,
             timeout_graceful_shutdown=5,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         return self._server
 
     def start(self, timeout_s: float = 15.0) -> IngestServer:

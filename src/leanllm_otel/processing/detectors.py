@@ -210,9 +210,11 @@ def _phone(lo: int, hi: int) -> Validator:
     return check
 
 
+# Words after which a dotted quad is a version or section number, not an address.
 _VERSION_WORDS: Final = frozenset(
-    {"v", "v.", "ver", "ver.", "version", "release", "build", "rev", "revision", "firmware", "sdk", "package"}
-)
+    {"v", "v.", "ver", "ver.", "version", "release", "build", "rev", "revision", "firmware", "sdk", "package",
+     "section", "sec.", "chapter", "clause", "paragraph", "step", "item", "rule", "figure", "table", "§"}
+)  # fmt: skip
 
 
 def _ipv4(text: str, s: int, e: int) -> bool:

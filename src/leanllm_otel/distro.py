@@ -1,0 +1,54 @@
+"""Zero-code support: the ``opentelemetry-instrument`` configurator.
+
+``opentelemetry-instrument`` loads one configurator; ours runs the SDK's standard setup (resource, metrics, logs,
+``OTEL_TRACES_EXPORTER``) with two changes: the head sampler is wrapped in ``LeanLLMSampler``, and every trace
+exporter is placed behind one ``LeanLLMSpanProcessor``, so sampling and redaction apply to OTLP exactly as to the
+SQL store. With ``opentelemetry-distro`` also installed, pick ours with ``OTEL_PYTHON_CONFIGURATOR=leanllm``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
+from leanllm_otel.exporters.delivery import DropCounter
+from leanllm_otel.pipeline import build_processor, default_sampler
+from leanllm_otel.processing.processor import LeanLLMSpanProcessor
+from leanllm_otel.processing.sampling import LeanLLMSampler
+
+
+class _Placeholder(SpanProcessor):
+    """What the SDK adds to the provider per exporter: nothing; the real batch processor sits behind ours."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+
+class LeanLLMConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
+    """``[opentelemetry_configurator] leanllm``: the SDK setup with leanllm's sampler and processor in front."""
+
+    front: LeanLLMSpanProcessor | None = None
+
+    def _configure(self, **kwargs: Any) -> None:
+        from opentelemetry.sdk._configuration import _initialize_components
+
+        config = LeanLLMConfig.from_env()
+        drops = DropCounter()
+        front, _ = build_processor(config, drops, ())
+        LeanLLMConfigurator.front = front
+
+        def behind_front(exporter: SpanExporter, *args: Any, **kw: Any) -> SpanProcessor:
+            front.add_span_processor(LeanLLMBatchSpanProcessor(front.wrap_exporter(exporter), config, drops=drops))
+            return _Placeholder()
+
+        _initialize_components(
+            **kwargs,
+            sampler=LeanLLMSampler(default_sampler()),
+            span_processors=[front],
+            export_span_processor=behind_front,
+        )

@@ -1,0 +1,285 @@
+"""``configure()``: the one-call setup, and the ``opentelemetry-instrument`` configurator built on the same parts.
+
+Both produce the same chain::
+
+    TracerProvider(sampler=LeanLLMSampler(app sampler))
+      └─ LeanLLMSpanProcessor                      sampling, redaction hand-off, counters
+           ├─ LeanLLMBatchSpanProcessor(render -> SQLSpanExporter | LeanLLMServiceExporter)
+           ├─ LeanLLMBatchSpanProcessor(render -> OTLPSpanExporter)          when OTEL_* asks for it
+           └─ LeanLLMBatchSpanProcessor(render -> any exporter you pass)
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sampler_from_env
+
+from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
+from leanllm_otel.exporters.delivery import DropCounter
+from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from leanllm_otel.processing.processor import LeanLLMSpanProcessor
+from leanllm_otel.processing.rendering import Renderer
+from leanllm_otel.processing.sampling import LeanLLMSampler
+from leanllm_otel.settings import TelemetrySettings
+
+logger = logging.getLogger(__name__)
+
+_OTLP_NAMES = ("otlp", "otlp_proto_http", "otlp_proto_grpc")
+
+
+def _hash_key(config: LeanLLMConfig) -> bytes | None:
+    key = config.hash_key
+    return key.get_secret_value().encode() if key is not None else None
+
+
+def settings_for(config: LeanLLMConfig) -> TelemetrySettings:
+    return TelemetrySettings.from_config(config)
+
+
+def persistence_exporter(config: LeanLLMConfig, drops: DropCounter | None = None) -> SpanExporter | None:
+    """The SQL or service exporter ``LEANLLM_*`` asks for, or None."""
+    target = config.persistence_target
+    if target == "sql":
+        from leanllm_otel.exporters.sql import SQLSpanExporter
+
+        return SQLSpanExporter(config=config, drops=drops)
+    if target == "service":
+        from leanllm_otel.exporters.service import LeanLLMServiceExporter
+
+        exporter = LeanLLMServiceExporter(config=config)
+        if drops is not None:
+            exporter.drops.add_callback(lambda count, reason: drops.add(count, reason))
+        return exporter
+    return None
+
+
+def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExporter | None:
+    """An OTLP span exporter when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable asks for one."""
+    env = os.environ if environ is None else environ
+    names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    wanted = any(n in _OTLP_NAMES for n in names) or (
+        not names and bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    )
+    if not wanted:
+        return None
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
+    ).strip()
+    if "otlp_proto_grpc" in names or protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
+
+
+def default_sampler() -> Sampler:
+    """The application's head sampler from ``OTEL_TRACES_SAMPLER`` (SDK default: parent-based always-on)."""
+    try:
+        return _sampler_from_env()  # type: ignore[no-any-return]
+    except Exception:
+        logger.warning("leanllm-otel: could not read OTEL_TRACES_SAMPLER; using parentbased_always_on")
+        return ParentBased(TraceIdRatioBased(1.0))
+
+
+class Pipeline:
+    """What ``configure()`` built; flush it, shut it down, read its counters."""
+
+    def __init__(
+        self,
+        config: LeanLLMConfig,
+        provider: TracerProvider,
+        processor: LeanLLMSpanProcessor,
+        exporters: Sequence[SpanExporter],
+        batch_processors: Sequence[SpanProcessor],
+        drops: DropCounter,
+        instrumentor: LeanLLMInstrumentor | None,
+        owns_provider: bool,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.processor = processor
+        self.exporters = tuple(exporters)
+        self.batch_processors = tuple(batch_processors)
+        self.drops = drops
+        self.instrumentor = instrumentor
+        self.owns_provider = owns_provider
+        self._shutdown_lock = threading.Lock()
+        self._is_shut_down = False
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """kept / kept_errors / sampled_out / head_sampled_out, plus ``dropped`` (queue and delivery drops)."""
+        return {**self.processor.counters.snapshot(), "dropped": self.drops.total}
+
+    @property
+    def dropped_events_count(self) -> int:
+        return self.drops.total
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export everything queued so far (bounded by ``timeout_millis``, default the shutdown timeout)."""
+        timeout = timeout_millis if timeout_millis is not None else self.config.shutdown_timeout_ms
+        return _bounded(lambda: self.processor.force_flush(timeout), timeout / 1000.0, "force_flush")
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Flush and stop the export chain, within ``timeout_millis``; a second call does nothing."""
+        with self._shutdown_lock:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+        timeout = timeout_millis if timeout_millis is not None else self.config.shutdown_timeout_ms
+        _bounded(self.processor.shutdown, timeout / 1000.0, "shutdown")
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self.instrumentor is not None and self.instrumentor.is_instrumented_by_opentelemetry:
+            self.instrumentor.uninstrument()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _bounded(action: Callable[[], Any], timeout_s: float, what: str) -> bool:
+    """Run ``action`` on a helper thread and stop waiting after ``timeout_s`` (a hung backend cannot hang us)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(action())
+        except Exception:
+            logger.exception("leanllm-otel: %s failed", what)
+            outcome.append(False)
+
+    worker = threading.Thread(target=run, name=f"leanllm-{what}", daemon=True)
+    worker.start()
+    worker.join(max(0.0, timeout_s))
+    if worker.is_alive():
+        logger.warning("leanllm-otel: %s did not finish within %.1f s; giving up", what, timeout_s)
+        return False
+    return bool(outcome and outcome[0] is not False)
+
+
+def build_processor(
+    config: LeanLLMConfig,
+    drops: DropCounter,
+    exporters: Sequence[SpanExporter],
+) -> tuple[LeanLLMSpanProcessor, list[SpanProcessor]]:
+    """The processor chain: ``LeanLLMSpanProcessor`` fronting one batch processor per exporter."""
+    settings = settings_for(config)
+    processor = LeanLLMSpanProcessor(settings, renderer=Renderer(settings, hash_key=_hash_key(config)), drop_counter=drops)
+    batch_processors: list[SpanProcessor] = []
+    for exporter in exporters:
+        batch = LeanLLMBatchSpanProcessor(processor.wrap_exporter(exporter), config, drops=drops)
+        processor.add_span_processor(batch)
+        batch_processors.append(batch)
+    return processor, batch_processors
+
+
+_ACTIVE: list[Pipeline] = []  # strong references: a pipeline nobody holds must still flush at exit
+
+
+def configure(
+    config: LeanLLMConfig | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: Any = None,
+    exporters: Sequence[SpanExporter] = (),
+    otlp: bool | None = None,
+    instrument: bool = True,
+    on_dropped_events: Callable[[int, str], None] | None = None,
+    **overrides: Any,
+) -> Pipeline:
+    """Set up leanllm-otel in one call and return the ``Pipeline``.
+
+    - ``config`` (or ``LeanLLMConfig.from_env(**overrides)``, e.g. ``configure(database_url="sqlite:///e.db")``)
+      chooses the SQL store or the LeanLLM service.
+    - The application's SDK ``TracerProvider`` is used when there is one (``tracer_provider=`` or the global one);
+      otherwise one is created with ``LeanLLMSampler`` around the ``OTEL_TRACES_SAMPLER`` sampler and installed.
+      An existing provider is never replaced. Nothing is printed to stdout.
+    - An OTLP exporter is added when ``otlp=True`` or, with ``otlp=None``, when ``OTEL_TRACES_EXPORTER`` /
+      ``OTEL_EXPORTER_OTLP_ENDPOINT`` ask for one. ``exporters`` adds your own; all sit behind the same processor.
+    - LiteLLM is instrumented unless ``instrument=False``. Shutdown is registered at exit.
+    """
+    if config is None:
+        config = LeanLLMConfig.from_env(**overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    drops = DropCounter([on_dropped_events] if on_dropped_events is not None else [])
+
+    owns_provider = False
+    provider = tracer_provider
+    if provider is None:
+        current = trace_api.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            provider = current
+        else:
+            resource = Resource.create({"service.name": config.service_name} if config.service_name else {})
+            provider = TracerProvider(sampler=LeanLLMSampler(default_sampler()), resource=resource)
+            trace_api.set_tracer_provider(provider)
+            owns_provider = True
+            if trace_api.get_tracer_provider() is not provider:  # someone else won the race
+                provider = trace_api.get_tracer_provider()  # type: ignore[assignment]
+                owns_provider = False
+    if not isinstance(provider.sampler, LeanLLMSampler):
+        logger.debug(
+            "leanllm-otel: the application's TracerProvider does not use LeanLLMSampler; LLM errors in traces its "
+            "head sampler drops are not recorded (wrap its sampler: TracerProvider(sampler=LeanLLMSampler(...)))"
+        )
+
+    all_exporters: list[SpanExporter] = []
+    if config.enable_persistence:
+        store = persistence_exporter(config, drops)
+        if store is not None:
+            all_exporters.append(store)
+    if otlp is None:
+        otlp_exporter = otlp_exporter_from_env()
+    elif otlp:
+        otlp_exporter = otlp_exporter_from_env({**os.environ, "OTEL_TRACES_EXPORTER": "otlp"})
+    else:
+        otlp_exporter = None
+    if otlp_exporter is not None:
+        all_exporters.append(otlp_exporter)
+    all_exporters.extend(exporters)
+
+    processor, batch_processors = build_processor(config, drops, all_exporters)
+    provider.add_span_processor(processor)
+
+    instrumentor: LeanLLMInstrumentor | None = None
+    if instrument:
+        instrumentor = LeanLLMInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider, settings=settings_for(config))
+
+    pipeline = Pipeline(
+        config, provider, processor, all_exporters, batch_processors, drops, instrumentor, owns_provider
+    )
+    _ACTIVE.append(pipeline)
+    return pipeline
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    deadline = time.monotonic() + 10.0
+    for pipeline in list(_ACTIVE):
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        try:
+            pipeline.shutdown(min(remaining_ms, pipeline.config.shutdown_timeout_ms))
+        except Exception:
+            logger.exception("leanllm-otel: shutdown at exit failed")
