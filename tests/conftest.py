@@ -93,3 +93,116 @@ def sqlite_url(tmp_path: Path) -> str:
 # Instrumentation fixtures
 # (owned by the lead: span exporters, tracer providers, instrumentor setup/teardown go below this line)
 # ============================================================================================================
+
+from collections.abc import Callable  # noqa: E402
+
+import litellm  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.sdk.trace.sampling import Sampler  # noqa: E402
+
+from leanllm_otel import semconv as _sc  # noqa: E402
+from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor  # noqa: E402
+from leanllm_otel.processing.processor import LeanLLMSpanProcessor  # noqa: E402
+from leanllm_otel.settings import TelemetrySettings  # noqa: E402
+
+
+class Instrumented:
+    """LiteLLM instrumented onto private providers; spans land in ``exporter`` after ``processor``'s decisions.
+
+    ``all_spans`` also sees what the processor dropped (a plain ``SimpleSpanProcessor`` on the provider).
+    """
+
+    def __init__(self, settings: TelemetrySettings, sampler: Sampler | None = None) -> None:
+        self.settings = settings
+        self.exporter = InMemorySpanExporter()
+        self.unfiltered = InMemorySpanExporter()
+        self.processor = LeanLLMSpanProcessor(settings)
+        self.processor.add_span_processor(SimpleSpanProcessor(self.processor.wrap_exporter(self.exporter)))
+        self.provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+        self.provider.add_span_processor(self.processor)
+        self.provider.add_span_processor(SimpleSpanProcessor(self.unfiltered))
+        self.metrics_reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.metrics_reader])
+        self.instrumentor = LeanLLMInstrumentor()
+        self.instrumentor.instrument(
+            tracer_provider=self.provider, meter_provider=self.meter_provider, settings=settings
+        )
+        self.tracer = self.provider.get_tracer("tests")
+
+    # --- spans ---------------------------------------------------------------------------------------------
+    def spans(self) -> list[ReadableSpan]:
+        """Every span the exporter received (after sampling and rendering)."""
+        return list(self.exporter.get_finished_spans())
+
+    def llm_spans(self) -> list[ReadableSpan]:
+        """The exported LLM spans (those carrying a LeanLLM event id)."""
+        return [s for s in self.spans() if _sc.LEANLLM_REQUEST_ID in (s.attributes or {})]
+
+    def all_llm_spans(self) -> list[ReadableSpan]:
+        """Every LLM span that ended, kept or not."""
+        return [
+            s for s in self.unfiltered.get_finished_spans() if _sc.LEANLLM_REQUEST_ID in (s.attributes or {})
+        ]
+
+    def one_llm_span(self) -> ReadableSpan:
+        spans = self.llm_spans()
+        assert len(spans) == 1, [(s.name, dict(s.attributes or {})) for s in spans]
+        return spans[0]
+
+    def clear(self) -> None:
+        self.exporter.clear()
+        self.unfiltered.clear()
+
+    # --- metrics -------------------------------------------------------------------------------------------
+    def metric_points(self, name: str) -> list[object]:
+        """Data points of metric ``name`` collected now (histogram points have ``count``, ``sum``, ``attributes``)."""
+        data = self.metrics_reader.get_metrics_data()
+        points: list[object] = []
+        if data is None:
+            return points
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+    def close(self) -> None:
+        self.instrumentor.uninstrument()
+        self.provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+@pytest.fixture
+def make_instrumented() -> Iterator[Callable[..., Instrumented]]:
+    """Factory: ``make_instrumented(sampler=None, **TelemetrySettings fields)``; uninstruments at teardown.
+
+    The patching is global, so only one instrumented setup is live at a time: making a second one closes the first.
+    """
+    made: list[Instrumented] = []
+    saved_callbacks = list(litellm.callbacks)
+
+    def make(sampler: Sampler | None = None, **settings: object) -> Instrumented:
+        while made:
+            made.pop().close()
+        inst = Instrumented(TelemetrySettings(**settings), sampler)  # type: ignore[arg-type]
+        made.append(inst)
+        return inst
+
+    try:
+        yield make
+    finally:
+        while made:
+            made.pop().close()
+        litellm.callbacks[:] = saved_callbacks
+
+
+@pytest.fixture
+def instrumented(request: pytest.FixtureRequest, make_instrumented: Callable[..., Instrumented]) -> Instrumented:
+    """Instrumented with default settings, or ``TelemetrySettings(**request.param)`` when parametrized indirectly."""
+    params = getattr(request, "param", None) or {}
+    return make_instrumented(**params)

@@ -16,11 +16,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import func, select
-from support._loopback import LoopbackServer, QuietHandler, _HTTPServer
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.schema import events as events_table
+from support._loopback import LoopbackServer, QuietHandler, _HTTPServer
 
 
 def llm_attributes(event_id: str, **extra: Any) -> dict[str, Any]:
@@ -55,9 +55,7 @@ def make_spans(
             attributes = llm_attributes(event_id, **(extra or {}))
             if event_id in error_ids:
                 attributes[sc.ERROR_TYPE] = "RateLimitError"
-            with tracer.start_as_current_span(
-                "chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes
-            ) as s:
+            with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=attributes) as s:
                 if event_id in error_ids:
                     s.set_status(Status(StatusCode.ERROR, "rate limited"))
         for index in range(non_llm):
@@ -87,9 +85,7 @@ def count_rows(database_url: str) -> int:
 
     async def _count(engine: Any) -> int:
         async with engine.connect() as connection:
-            return int(
-                (await connection.execute(select(func.count()).select_from(events_table))).scalar_one()
-            )
+            return int((await connection.execute(select(func.count()).select_from(events_table))).scalar_one())
 
     try:
         return database.run(_count, 30.0)

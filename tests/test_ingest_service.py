@@ -25,11 +25,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from service_helpers import count_rows, free_port, llm_attributes, make_spans, read_rows
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.event import span_to_event
 from leanllm_otel.ingest import IngestServer
+from service_helpers import count_rows, free_port, llm_attributes, make_spans, read_rows
 
 TOKEN = "ingest-token-5e4d3c2b1a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -91,16 +91,18 @@ def test_invalid_events_are_dropped_and_counted(client: httpx.Client, sqlite_url
 
 def test_gzip_request_bodies(client: httpx.Client, sqlite_url: str) -> None:
     body = gzip.compress(json.dumps({"events": [event_payload("gz")]}).encode())
-    answer = client.post("/v1/events", content=body,
-                         headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    answer = client.post(
+        "/v1/events", content=body, headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
     assert answer.json() == {"accepted": 1, "dropped": 0}
     assert "gz" in read_rows(sqlite_url)
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/traces"])
 @pytest.mark.parametrize("authorization", [None, "Bearer nope", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN}x"])
-def test_missing_or_wrong_token_is_401(client: httpx.Client, sqlite_url: str, path: str,
-                                       authorization: str | None) -> None:
+def test_missing_or_wrong_token_is_401(
+    client: httpx.Client, sqlite_url: str, path: str, authorization: str | None
+) -> None:
     headers = {"Content-Type": "application/json"}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -150,8 +152,11 @@ def test_oversized_bodies_are_413(client: httpx.Client, sqlite_url: str) -> None
 
 def test_declared_length_over_the_limit_is_refused_before_reading(server: IngestServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode()
-                     + b"\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n"
+        )
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413")
 
@@ -165,11 +170,15 @@ def test_real_otlp_exporter_lands_as_events(server: IngestServer, sqlite_url: st
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("tests")
     with tracer.start_as_current_span("handler") as parent:
-        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT,
-                                          attributes=llm_attributes("otlp-ok")) as ok:
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=llm_attributes("otlp-ok")
+        ) as ok:
             pass
-        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT,
-                                          attributes=llm_attributes("otlp-err", **{sc.ERROR_TYPE: "Timeout"})) as err:
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            kind=SpanKind.CLIENT,
+            attributes=llm_attributes("otlp-err", **{sc.ERROR_TYPE: "Timeout"}),
+        ) as err:
             err.set_status(Status(StatusCode.ERROR, "timed out"))
     provider.shutdown()
 
@@ -224,8 +233,9 @@ def test_otlp_partial_success_reports_rejected_spans(client: httpx.Client, sqlit
     request = encode_spans(make_spans(["fine", "broken"]))
     for span in request.resource_spans[0].scope_spans[0].spans:
         for attribute in span.attributes:
-            is_broken = any(a.key == sc.LEANLLM_REQUEST_ID and a.value.string_value == "broken"
-                            for a in span.attributes)
+            is_broken = any(
+                a.key == sc.LEANLLM_REQUEST_ID and a.value.string_value == "broken" for a in span.attributes
+            )
             if is_broken and attribute.key == sc.GEN_AI_RESPONSE_FINISH_REASONS:
                 attribute.value.Clear()
                 attribute.value.int_value = 5  # not a list of strings
@@ -264,8 +274,8 @@ def test_malformed_otlp_is_400_and_the_service_keeps_serving(client: httpx.Clien
 
 
 def test_service_exporter_and_otlp_paths_give_the_same_event(server: IngestServer, sqlite_url: str) -> None:
-    from leanllm_otel.exporters.service import LeanLLMServiceExporter
     from leanllm_otel.config import LeanLLMConfig
+    from leanllm_otel.exporters.service import LeanLLMServiceExporter
 
     via_service = make_spans(["same-s"])
     via_otlp = make_spans(["same-o"])
@@ -285,8 +295,10 @@ def test_service_exporter_and_otlp_paths_give_the_same_event(server: IngestServe
 
 
 def test_postgres_store_and_503_while_the_database_is_down(postgres_url: str, postgres_server: Any) -> None:
-    with IngestServer(postgres_url, port=0, token=TOKEN) as server, httpx.Client(base_url=server.url,
-                                                                                  timeout=30) as http:
+    with (
+        IngestServer(postgres_url, port=0, token=TOKEN) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         assert http.post("/v1/traces", content=otlp_body(["pg-1"]), headers=PROTOBUF).status_code == 200
         postgres_server.stop()
         try:
@@ -314,15 +326,21 @@ def test_serve_command_runs_and_stops_on_sigterm(sqlite_url: str) -> None:
     code = "import sys; from leanllm_otel.cli.serve_command import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--database-url", sqlite_url, "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
         answer = None
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                answer = httpx.post(f"http://127.0.0.1:{port}/v1/events", json={"events": [event_payload("cli")]},
-                                    headers=AUTH, timeout=5)
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/events",
+                    json={"events": [event_payload("cli")]},
+                    headers=AUTH,
+                    timeout=5,
+                )
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -345,7 +363,10 @@ def test_serve_refuses_a_public_address_without_a_token(sqlite_url: str) -> None
     code = "import sys; from leanllm_otel.cli.serve_command import main; sys.exit(main(sys.argv[1:]))"
     result = subprocess.run(
         [sys.executable, "-c", code, "--database-url", sqlite_url, "--host", "0.0.0.0", "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "token" in result.stderr.lower()

@@ -15,7 +15,6 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanKind
-from service_helpers import FaultServer, Received, Reply, free_port, llm_attributes, make_spans, read_rows
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.service import (
@@ -25,6 +24,7 @@ from leanllm_otel.exporters.service import (
     parse_retry_after,
 )
 from leanllm_otel.ingest import IngestServer
+from service_helpers import FaultServer, Received, Reply, free_port, llm_attributes, make_spans, read_rows
 
 TOKEN = "lllm_test_9f8e7d6c5b4a_SECRET"
 
@@ -97,8 +97,9 @@ def test_batch_span_processor_pipeline_to_postgres(postgres_url: str) -> None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
         tracer = provider.get_tracer("tests")
         for index in range(5):
-            with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT,
-                                              attributes=llm_attributes(f"pg-{index}")):
+            with tracer.start_as_current_span(
+                "chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=llm_attributes(f"pg-{index}")
+            ):
                 pass
         with tracer.start_as_current_span("not an llm call"):
             pass
@@ -111,8 +112,9 @@ def test_batch_span_processor_pipeline_to_postgres(postgres_url: str) -> None:
 
 def test_wrong_token_is_dropped_with_reason_and_not_retried(ingest: IngestServer) -> None:
     drops = DropLog()
-    exporter = LeanLLMServiceExporter(endpoint=ingest.url, api_key="wrong", config=fast_config(),
-                                      on_dropped_events=drops)
+    exporter = LeanLLMServiceExporter(
+        endpoint=ingest.url, api_key="wrong", config=fast_config(), on_dropped_events=drops
+    )
     try:
         assert exporter.export(make_spans(["x"])) is SpanExportResult.FAILURE
     finally:
@@ -205,8 +207,9 @@ def test_slow_server_times_out_and_is_retried(fault: FaultServer) -> None:
 
 def test_connection_refused_is_retried_then_dropped() -> None:
     drops = DropLog()
-    exporter = exporter_for(f"http://127.0.0.1:{free_port()}", config=fast_config(retry_max_attempts=3),
-                            on_dropped_events=drops)
+    exporter = exporter_for(
+        f"http://127.0.0.1:{free_port()}", config=fast_config(retry_max_attempts=3), on_dropped_events=drops
+    )
     try:
         assert exporter.export(make_spans(["a", "b"])) is SpanExportResult.FAILURE
     finally:
@@ -228,8 +231,9 @@ def test_connection_dropped_without_answer_is_retried(fault: FaultServer) -> Non
 def test_circuit_breaker_opens_and_stops_calling(fault: FaultServer) -> None:
     fault._default = Reply(503)
     drops = DropLog()
-    config = fast_config(retry_max_attempts=1, circuit_breaker_failure_threshold=2,
-                         circuit_breaker_recovery_timeout_ms=60_000)
+    config = fast_config(
+        retry_max_attempts=1, circuit_breaker_failure_threshold=2, circuit_breaker_recovery_timeout_ms=60_000
+    )
     exporter = exporter_for(fault.url, config=config, on_dropped_events=drops)
     try:
         for index in range(5):
@@ -280,8 +284,7 @@ def test_service_side_drops_are_counted(fault: FaultServer) -> None:
 def test_large_batches_are_split_and_gzipped(fault: FaultServer) -> None:
     big = {"leanllm.error.message": "x" * 3_000}
     ids = [f"big-{i}" for i in range(40)]
-    exporter = exporter_for(fault.url, max_request_bytes=20_000, max_events_per_request=8,
-                            gzip_threshold_bytes=4_000)
+    exporter = exporter_for(fault.url, max_request_bytes=20_000, max_events_per_request=8, gzip_threshold_bytes=4_000)
     try:
         assert exporter.export(make_spans(ids, extra=big)) is SpanExportResult.SUCCESS
     finally:
@@ -317,8 +320,9 @@ def test_413_splits_the_batch_and_drops_a_single_oversized_event(fault: FaultSer
         assert exporter.export(make_spans(ids)) is SpanExportResult.FAILURE  # "huge" could not be sent
     finally:
         exporter.shutdown()
-    delivered = [e["event_id"] for r in fault.requests if len(r.events) <= 2 and "huge" not in str(r.events)
-                 for e in r.events]
+    delivered = [
+        e["event_id"] for r in fault.requests if len(r.events) <= 2 and "huge" not in str(r.events) for e in r.events
+    ]
     assert sorted(delivered) == sorted(ids[:-1])
     assert drops.calls == [(1, REASON_TOO_LARGE)]
 
@@ -332,8 +336,7 @@ def test_non_llm_spans_are_ignored(fault: FaultServer) -> None:
     assert fault.requests == []
 
 
-def test_no_argument_construction_reads_the_environment(fault: FaultServer,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_argument_construction_reads_the_environment(fault: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEANLLM_ENDPOINT", fault.url)
     monkeypatch.setenv("LEANLLM_API_KEY", "lllm_from_env")
     monkeypatch.delenv("LEANLLM_DATABASE_URL", raising=False)
@@ -380,8 +383,13 @@ def test_token_never_appears_in_logs_reasons_or_reprs(caplog: pytest.LogCaptureF
     caplog.set_level(logging.DEBUG)  # root: httpx and httpcore debug logging included
     drops = DropLog()
     echo = json.dumps({"error": f"bad token Bearer {TOKEN}"}).encode()
-    scenarios = [Reply(503), Reply(429, headers={"Retry-After": "0"}), Reply(400, body=echo),
-                 Reply(401, body=echo), Reply(200, body=b"garbage " + TOKEN.encode())]
+    scenarios = [
+        Reply(503),
+        Reply(429, headers={"Retry-After": "0"}),
+        Reply(400, body=echo),
+        Reply(401, body=echo),
+        Reply(200, body=b"garbage " + TOKEN.encode()),
+    ]
     with FaultServer(scenarios, default=Reply(500, body=echo)) as server:
         exporter = exporter_for(server.url, config=fast_config(retry_max_attempts=2), on_dropped_events=drops)
         for index in range(4):
@@ -389,14 +397,16 @@ def test_token_never_appears_in_logs_reasons_or_reprs(caplog: pytest.LogCaptureF
         text_seen = repr(exporter) + str(exporter)
         exporter.shutdown()
         assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in server.requests)
-    refused = exporter_for(f"http://127.0.0.1:{free_port()}", config=fast_config(retry_max_attempts=1),
-                           on_dropped_events=drops)
+    refused = exporter_for(
+        f"http://127.0.0.1:{free_port()}", config=fast_config(retry_max_attempts=1), on_dropped_events=drops
+    )
     refused.export(make_spans(["r"]))
     refused.shutdown()
     slow_server = FaultServer(default=Reply(delay=2.0)).start()
     try:
-        slow = exporter_for(slow_server.url, config=fast_config(retry_max_attempts=1, export_timeout_ms=200),
-                            on_dropped_events=drops)
+        slow = exporter_for(
+            slow_server.url, config=fast_config(retry_max_attempts=1, export_timeout_ms=200), on_dropped_events=drops
+        )
         slow.export(make_spans(["s"]))
         slow.shutdown()
     finally:

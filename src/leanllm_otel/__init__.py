@@ -9,8 +9,10 @@ from leanllm_otel.context import (
     use_call_options,
     use_context,
 )
+from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from leanllm_otel.pipeline import Pipeline, configure
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 from leanllm_otel.processing.sampling import LeanLLMSampler
 from leanllm_otel.redaction_mode import RedactionMode
@@ -18,13 +20,17 @@ from leanllm_otel.version import __version__
 
 __all__ = [
     "CallOptions",
+    "ConfigError",
     "LLMEvent",
+    "LeanLLMConfig",
     "LeanLLMContext",
     "LeanLLMInstrumentor",
     "LeanLLMSampler",
     "LeanLLMSpanProcessor",
+    "Pipeline",
     "RedactionMode",
     "__version__",
+    "configure",
     "current_context",
     "set_global_context",
     "trace",

@@ -13,7 +13,9 @@ Failures (unreachable database, no schema yet, malformed URL) raise :class:`Stor
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -158,7 +160,7 @@ class _Accumulator:
         return self.stats
 
 
-def row_to_event(mapping: Mapping[str, Any]) -> LLMEvent:
+def row_to_event(mapping: Mapping[Any, Any]) -> LLMEvent:
     """Rebuild an ``LLMEvent`` from a stored row (NULL columns take the field defaults)."""
     return LLMEvent.model_validate({k: v for k, v in mapping.items() if v is not None})
 
@@ -206,7 +208,9 @@ async def _count_events(engine: AsyncEngine, event_filter: EventFilter) -> int:
         return int((await connection.execute(statement)).scalar_one())
 
 
-async def _recorded_since(engine: AsyncEngine, after: datetime, event_filter: EventFilter, limit: int) -> list[LLMEvent]:
+async def _recorded_since(
+    engine: AsyncEngine, after: datetime, event_filter: EventFilter, limit: int
+) -> list[tuple[datetime, LLMEvent]]:
     statement = (
         _filtered(select(events), event_filter)
         .where(events.c.recorded_at >= _aware(after))
@@ -215,7 +219,7 @@ async def _recorded_since(engine: AsyncEngine, after: datetime, event_filter: Ev
     )
     async with engine.connect() as connection:
         result = await connection.execute(statement)
-        return [row_to_event(row._mapping) for row in result]
+        return [(row.recorded_at, row_to_event(row._mapping)) for row in result]
 
 
 async def _stats(engine: AsyncEngine, event_filter: EventFilter) -> StoreStats:
@@ -267,7 +271,7 @@ class AsyncEventStore:
         try:
             self._async_url = db.async_database_url(database_url)
         except ValueError as exc:
-            raise StoreError(str(exc).splitlines()[-1]) from None
+            raise StoreError(str(exc)) from None
         self.masked_url = mask_url(database_url)
         self._busy_ms = sqlite_busy_timeout_ms
         self._engine: AsyncEngine | None = None
@@ -277,7 +281,11 @@ class AsyncEventStore:
             self._engine = db.create_engine(self._async_url, sqlite_busy_timeout_ms=self._busy_ms)
         return self._engine
 
-    async def _call(self, operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def _call(self, operation: Callable[[AsyncEngine], Awaitable[T]], *, create: bool = False) -> T:
+        path = db.sqlite_path(self._async_url)
+        if not create and path is not None and not os.path.exists(path):
+            # Reading must not leave an empty database file behind a mistyped path.
+            raise StoreError(f"no database file at {path}; check the path or run `leanllm-otel migrate` to create it")
         try:
             return await operation(self._get_engine())
         except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
@@ -332,8 +340,8 @@ class AsyncEventStore:
 
     async def recorded_since(
         self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000
-    ) -> list[LLMEvent]:
-        """Events stored at or after ``after`` (by the exporter's ``recorded_at``), oldest first (for ``tail``)."""
+    ) -> list[tuple[datetime, LLMEvent]]:
+        """``(recorded_at, event)`` for events stored at or after ``after``, oldest first (for ``tail``)."""
         return await self._call(lambda e: _recorded_since(e, after, event_filter or EventFilter(), limit))
 
     async def migrate(self, revision: str = "head") -> str | None:
@@ -343,9 +351,13 @@ class AsyncEventStore:
             await db.upgrade(engine, revision)
             return await db.current_revision(engine)
 
-        return await self._call(_run)
+        return await self._call(_run, create=True)
 
     async def current_revision(self) -> str | None:
+        """The schema revision of the database (None when never migrated or the SQLite file does not exist)."""
+        path = db.sqlite_path(self._async_url)
+        if path is not None and not os.path.exists(path):
+            return None
         return await self._call(db.current_revision)
 
     async def close(self) -> None:
@@ -398,7 +410,7 @@ class EventStore:
         return self._run(lambda: self._store.stats(**criteria))
 
     def recorded_since(self, after: datetime, *, event_filter: EventFilter | None = None,
-                       limit: int = 1000) -> list[LLMEvent]:
+                       limit: int = 1000) -> list[tuple[datetime, LLMEvent]]:
         return self._run(lambda: self._store.recorded_since(after, event_filter=event_filter, limit=limit))
 
     def migrate(self, revision: str = "head") -> str | None:
@@ -408,10 +420,8 @@ class EventStore:
         return self._run(self._store.current_revision)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._run(self._store.close)
-        except Exception:
-            pass
         self._runner.stop()
 
     def __enter__(self) -> EventStore:

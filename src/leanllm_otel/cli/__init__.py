@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 failure (not found, database error; one-line message on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -62,7 +63,8 @@ def resolve_database_url(args: argparse.Namespace) -> str:
     url: str | None = getattr(args, "database_url", None) or os.environ.get(DATABASE_URL_ENV, "").strip() or None
     if not url:
         raise CLIError(
-            f"no database given: pass --database-url sqlite:///events.db (or postgresql://...) or set {DATABASE_URL_ENV}",
+            "no database given: pass --database-url sqlite:///events.db (or postgresql://...) "
+            f"or set {DATABASE_URL_ENV}",
             code=2,
         )
     return url
@@ -127,10 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # Reader went away (`leanllm-otel logs | head`): stop quietly.
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout for interpreter exit
-        except OSError:
-            pass
         return 0
     except Exception as exc:
         if _debug():

@@ -31,16 +31,25 @@ _EXIT_FAILURE = 1
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--database-url", default=None,
-                        help=f"sqlite:///events.db or postgresql://user:pass@host/db (default: ${DATABASE_URL_ENV})")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"sqlite:///events.db or postgresql://user:pass@host/db (default: ${DATABASE_URL_ENV})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4319, help="port to bind; 0 picks a free one (default: 4319)")
-    parser.add_argument("--token", default=None,
-                        help=f"bearer token clients must send (default: ${TOKEN_ENV}; prefer the variable)")
-    parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024,
-                        help="largest request body, on the wire and after gunzip (default: 16 MiB)")
-    parser.add_argument("--allow-unauthenticated", action="store_true",
-                        help="serve without a token on a non-loopback address")
+    parser.add_argument(
+        "--token", default=None, help=f"bearer token clients must send (default: ${TOKEN_ENV}; prefer the variable)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest request body, on the wire and after gunzip (default: 16 MiB)",
+    )
+    parser.add_argument(
+        "--allow-unauthenticated", action="store_true", help="serve without a token on a non-loopback address"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.set_defaults(func=run)
     return parser
@@ -82,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         from leanllm_otel.ingest.server import IngestServer
     except ImportError as exc:
-        print(f"leanllm-otel serve needs the 'serve' extra: pip install 'leanllm-otel[serve]' ({exc.name})",
-              file=sys.stderr)
+        print(
+            f"leanllm-otel serve needs the 'serve' extra: pip install 'leanllm-otel[serve]' ({exc.name})",
+            file=sys.stderr,
+        )
         return _EXIT_FAILURE
 
     if not logging.getLogger().handlers:

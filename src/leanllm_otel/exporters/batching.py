@@ -131,7 +131,7 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
             if processor is not None:
                 processor.shutdown(timeout_millis=int(timeout_ms))
             else:  # pragma: no cover - older SDKs
-                super().shutdown()
+                super().shutdown()  # type: ignore[no-untyped-call]
         except Exception:
             _logger.exception("leanllm-otel: batch processor shutdown failed")
 

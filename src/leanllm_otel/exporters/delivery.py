@@ -65,10 +65,10 @@ class RetryPolicy:
 
     def backoff_s(self, retry_number: int, rng: Callable[[float, float], float] = random.uniform) -> float:
         """Delay before retry ``retry_number`` (1-based): ``initial * 2**(n-1)``, scaled by ``1 +- jitter``."""
-        base = self.initial_backoff_s * (2 ** max(0, retry_number - 1))
+        base: float = self.initial_backoff_s * (2.0 ** max(0, retry_number - 1))
         if self.jitter <= 0:
             return base
-        return base * rng(1.0 - self.jitter, 1.0 + self.jitter)
+        return base * float(rng(1.0 - self.jitter, 1.0 + self.jitter))
 
 
 class CircuitBreaker:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import event
 
 try:
@@ -49,7 +50,11 @@ def async_database_url(database_url: str) -> str:
 
     The error text never contains the password.
     """
-    url = LeanLLMConfig(database_url=database_url).sqlalchemy_async_url
+    try:
+        url = LeanLLMConfig(database_url=database_url).sqlalchemy_async_url
+    except ValidationError as exc:
+        messages = [str(error["msg"]).removeprefix("Value error, ") for error in exc.errors(include_input=False)]
+        raise ValueError("; ".join(messages) or f"invalid database URL {mask_url(database_url)!r}") from None
     assert url is not None
     try:
         make_url(url)
@@ -62,17 +67,22 @@ def is_sqlite(async_url: str) -> bool:
     return async_url.startswith("sqlite")
 
 
-def _sqlite_path(async_url: str) -> str | None:
+def sqlite_path(async_url: str) -> str | None:
+    """The file of a SQLite URL (None for in-memory / URI forms and for other backends)."""
+    if not is_sqlite(async_url):
+        return None
     database = make_url(async_url).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return database
 
 
-def create_engine(async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0) -> AsyncEngine:
+def create_engine(
+    async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0
+) -> AsyncEngine:
     """An ``AsyncEngine`` for ``async_url`` (from :func:`async_database_url`), tuned per backend."""
     if is_sqlite(async_url):
-        path = _sqlite_path(async_url)
+        path = sqlite_path(async_url)
         if path is not None:
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"connect_args": {"timeout": sqlite_busy_timeout_ms / 1000.0}}
@@ -301,8 +311,6 @@ class Database:
         """Dispose the engine and stop the loop thread (bounded by ``timeout``)."""
         if self._engine is not None:
             engine, self._engine = self._engine, None
-            try:
+            with contextlib.suppress(Exception):
                 self._runner.run(engine.dispose(), timeout)
-            except Exception:
-                pass
         self._runner.stop(timeout)

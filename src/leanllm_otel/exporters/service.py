@@ -148,9 +148,7 @@ class LeanLLMServiceExporter(SpanExporter):
         """Dropped events by reason (``drops.total``, ``drops.by_reason()``)."""
         if on_dropped_events is not None:
             self.drops.add_callback(on_dropped_events)
-        self._delivery = Delivery(
-            "service", RetryPolicy.from_config(cfg), CircuitBreaker.from_config(cfg), self.drops
-        )
+        self._delivery = Delivery("service", RetryPolicy.from_config(cfg), CircuitBreaker.from_config(cfg), self.drops)
         timeout_s = cfg.export_timeout_ms / 1000.0
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
@@ -307,9 +305,7 @@ class LeanLLMServiceExporter(SpanExporter):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise RetryableError(f"http_{status}", retry_after)
         reason = self._server_reason(response)
-        _logger.error(
-            "leanllm-otel service exporter: %s answered %d: %s", mask_url(self._url), status, reason
-        )
+        _logger.error("leanllm-otel service exporter: %s answered %d: %s", mask_url(self._url), status, reason)
         raise PermanentError(f"http_{status}: {reason}" if reason else f"http_{status}")
 
     def _on_success(self, response: httpx.Response) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import LLMEvent, is_llm_span_attributes, span_to_event
@@ -100,10 +101,11 @@ class PreparedInsert:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect_name = dialect.name
-        if dialect.name == "postgresql":
-            statement = postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
-        else:
-            statement = sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+        statement: Insert = (
+            postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+            if dialect.name == "postgresql"
+            else sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
+        )
         compiled = statement.compile(dialect=dialect, column_keys=list(events.c.keys()))
         if compiled.positiontup is None:  # pragma: no cover - both async drivers use positional parameters
             raise RuntimeError(f"unsupported paramstyle for {dialect.name}")

@@ -84,9 +84,7 @@ class _Settings:
     max_body_bytes: int
 
 
-def create_app(
-    sink: EventSink, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-) -> Starlette:
+def create_app(sink: EventSink, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
     """The ingest ASGI app writing into ``sink``; ``token`` None disables authentication."""
     settings = _Settings(
         sink=sink,
@@ -122,11 +120,13 @@ async def _guarded(request: Request, settings: _Settings, handler: _Handler, on_
         return await handler(request, settings)
     except _Rejection as rejection:
         if rejection.status >= 500:
-            _logger.warning("ingest: %s %s -> %d: %s", request.method, request.url.path, rejection.status,
-                            rejection.reason)
+            _logger.warning(
+                "ingest: %s %s -> %d: %s", request.method, request.url.path, rejection.status, rejection.reason
+            )
         else:
-            _logger.info("ingest: %s %s -> %d: %s", request.method, request.url.path, rejection.status,
-                         rejection.reason)
+            _logger.info(
+                "ingest: %s %s -> %d: %s", request.method, request.url.path, rejection.status, rejection.reason
+            )
         return on_error(request, rejection)
     except Exception:
         _logger.exception("ingest: unexpected error on %s %s", request.method, request.url.path)

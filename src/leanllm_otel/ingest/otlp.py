@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,8 +104,7 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
 def _json_spans(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for resource_spans in _list(document, "resourceSpans", "resource_spans"):
         for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _list(scope_spans, "spans"):
-                yield span
+            yield from _list(scope_spans, "spans")
 
 
 def _list(container: Any, *keys: str) -> Iterator[dict[str, Any]]:
@@ -120,10 +120,9 @@ def _convert_ids(obj: dict[str, Any]) -> None:
     for key in _ID_FIELDS:
         value = obj.get(key)
         if isinstance(value, str) and value and len(value) in (16, 32):
-            try:
+            # Not hex: leave it for the protobuf parser (base64) to accept or reject.
+            with contextlib.suppress(ValueError):
                 obj[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-            except ValueError:
-                pass  # not hex: leave it for the protobuf parser (base64) to accept or reject
 
 
 # --- conversion --------------------------------------------------------------------------------------------
@@ -213,8 +212,8 @@ def encode_response(*, rejected: int, message: str, json_encoded: bool) -> bytes
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
     if json_encoded:
-        return json_format.MessageToJson(response, indent=None).encode("utf-8")
-    return response.SerializeToString()
+        return str(json_format.MessageToJson(response, indent=None)).encode("utf-8")
+    return bytes(response.SerializeToString())
 
 
 def encode_status(*, code: int, message: str, json_encoded: bool) -> bytes:
@@ -223,5 +222,5 @@ def encode_status(*, code: int, message: str, json_encoded: bool) -> bytes:
 
     status = RpcStatus(code=code, message=message)
     if json_encoded:
-        return json_format.MessageToJson(status, indent=None).encode("utf-8")
-    return status.SerializeToString()
+        return str(json_format.MessageToJson(status, indent=None)).encode("utf-8")
+    return bytes(status.SerializeToString())

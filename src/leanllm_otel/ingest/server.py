@@ -33,9 +33,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4319  # next to OTLP/HTTP's 4318
 
 
-def build_app(
-    sink: EventSink, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-) -> Starlette:
+def build_app(sink: EventSink, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
     """The ingest ASGI app over ``sink`` (mount it in any ASGI server)."""
     return create_app(sink, token=token, max_body_bytes=max_body_bytes)
 

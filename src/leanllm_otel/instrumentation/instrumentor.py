@@ -64,6 +64,10 @@ class LeanLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     def __init__(self) -> None:
+        # BaseInstrumentor is a singleton whose __init__ runs on every ``LeanLLMInstrumentor()``: resetting the
+        # patch lists then would make a later ``LeanLLMInstrumentor().uninstrument()`` restore nothing.
+        if getattr(self, "_patched_attributes", None) is not None:
+            return
         super().__init__()
         self._state = TracingState()
         self._patched_attributes: list[tuple[Any, str]] = []

@@ -14,6 +14,7 @@ text itself, so findings can be exported as ``{type: count}`` without leaking wh
 
 from __future__ import annotations
 
+import codecs
 import enum
 import ipaddress
 import threading
@@ -37,6 +38,7 @@ __all__ = [
     "default_detector",
     "marker_for",
     "max_severity",
+    "sanitize",
     "summarize",
 ]
 
@@ -294,8 +296,6 @@ class _Spec:
     category: str
     severity: Severity
     pattern: str
-    needles: tuple[str, ...] = ()  # cheap prefilter: skip the regex unless one of these occurs
-    fold: bool = False  # needles are lower-case and checked against text.lower()
     validator: Validator | None = None
     group: int = 0  # report this capture group's span (context before it is matched but not redacted)
     trim: Callable[[str, int, int], int] | None = None  # may shorten the end of an accepted match
@@ -311,8 +311,7 @@ _IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _PII_SPECS: Final = (
     _Spec("EMAIL", PII, _M,
           r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
-          needles=("@",), validator=_email),
+          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b", validator=_email),
     _Spec("CREDIT_CARD", PII, _H,
           r"\b(?:[0-9]{4}[ -]?){3}[0-9]{1,7}\b|\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\b",
           validator=_credit_card),
@@ -322,63 +321,51 @@ _PII_SPECS: Final = (
     _Spec("US_SSN", PII, _H, r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b|\b[0-9]{3} [0-9]{2} [0-9]{4}\b",
           validator=_us_ssn),
     _Spec("US_SSN", PII, _H,
-          r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)\W{0,3}([0-9]{9})\b",
-          needles=("ssn", "social security"), fold=True, validator=_us_ssn, group=1),
+          r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)(?:\s+is)?\W{0,3}([0-9]{9})\b", validator=_us_ssn, group=1),
     _Spec("UK_NIN", PII, _H,
           r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b",
           validator=_uk_nin),
     # International: "+" then country code and 1-6 digit groups (E.164 allows 15 digits; "(0)" adds one).
     _Spec("PHONE", PII, _M,
-          r"\+[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}\b",
-          needles=("+",), validator=_phone(8, 16)),
+          r"\+[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}\b", validator=_phone(8, 16)),
     # North American: (415) 555-2671, 415-555-2671, 415.555.2671, 415 555 2671.
     _Spec("PHONE", PII, _M,
           r"(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b"),
     # National numbers with a trunk 0 and separators: 020 7946 0958, 07700 900123, 030-1234-5678.
     _Spec("PHONE", PII, _M, r"\b0[1-9][0-9]{1,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}\b", validator=_phone(10, 12)),
-    _Spec("IP_ADDRESS", PII, _L, rf"\b{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}\b", needles=(".",),
+    _Spec("IP_ADDRESS", PII, _L, rf"\b{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}\b",
           validator=_ipv4),
     _Spec("IP_ADDRESS", PII, _L,
-          r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}",
-          needles=(":",), validator=_ipv6),
+          r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){1,6}:[0-9A-Fa-f]{1,4}\b", validator=_ipv6),
 )  # fmt: skip
 
 _SECRET_SPECS: Final = (
     _Spec("PRIVATE_KEY", SECRET, _C,
           r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
           r"(?:\s|\\[nr])*(?:[A-Za-z][A-Za-z-]*:[^\n\\]*(?:\n|\\n))*[A-Za-z0-9+/=\s\\]*"
-          r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)?",
-          needles=("PRIVATE KEY",)),
-    _Spec("ANTHROPIC_KEY", SECRET, _C, r"\bsk-ant-[A-Za-z0-9_-]{20,}", needles=("sk-ant-",),
+          r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)?"),
+    _Spec("ANTHROPIC_KEY", SECRET, _C, r"\bsk-ant-[A-Za-z0-9_-]{20,}",
           validator=_has_digit_and_letter),
-    _Spec("OPENAI_KEY", SECRET, _C, r"\bsk-[A-Za-z0-9_-]{20,}", needles=("sk-",), validator=_openai),
-    _Spec("AWS_KEY", SECRET, _C, r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b",
-          needles=("AKIA", "ASIA", "ABIA", "ACCA", "A3T")),
+    _Spec("OPENAI_KEY", SECRET, _C, r"\bsk-[A-Za-z0-9_-]{20,}", validator=_openai),
+    _Spec("AWS_KEY", SECRET, _C, r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
     _Spec("AWS_KEY", SECRET, _C,
-          r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)",
-          needles=("aws",), fold=True, group=1),
+          r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)", group=1),
     _Spec("GITHUB_TOKEN", SECRET, _C,
-          r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})\b",
-          needles=("gh", "github_pat_")),
+          r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})\b"),
     _Spec("SLACK_TOKEN", SECRET, _C,
           r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}"
-          r"|https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+",
-          needles=("xox", "xapp-", "hooks.slack.com")),
-    _Spec("GOOGLE_API_KEY", SECRET, _C, r"\bAIza[0-9A-Za-z_-]{35}", needles=("AIza",)),
-    _Spec("STRIPE_KEY", SECRET, _C, r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}", needles=("k_live_", "k_test_")),
-    _Spec("JWT", SECRET, _H, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", needles=("eyJ",)),
+          r"|https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+"),
+    _Spec("GOOGLE_API_KEY", SECRET, _C, r"\bAIza[0-9A-Za-z_-]{35}"),
+    _Spec("STRIPE_KEY", SECRET, _C, r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
+    _Spec("JWT", SECRET, _H, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
     _Spec("CONNECTION_STRING", SECRET, _C,
-          r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"<>]*:[^\s@/'\"<>]+@[^\s/?#'\"<>]+",
-          needles=("://",), validator=_conn_password),
-    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)", needles=("bearer",),
-          fold=True, validator=_opaque_token, group=1),
-    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bauthorization)\s*[:=]\s*(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})",
-          needles=("basic",), fold=True, group=1),
+          r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"<>]*:[^\s@/'\"<>]+@[^\s/?#'\"<>]+", validator=_conn_password),
+    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)", validator=_opaque_token, group=1),
+    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bauthorization)\s*[:=]\s*(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})", group=1),
     _Spec("PASSWORD", SECRET, _H,
           r"(?i)\b[a-z0-9_-]*?(?:password|passwd|pwd|passphrase|secret|secret_key|api_key|apikey|access_key"
           r"|access_token|auth_token|refresh_token|client_secret|private_key)[\"']?\s*[:=]\s*[\"']?"
-          r"([^\s\"'<>;,]{4,})",
-          needles=("pass", "pwd", "secret", "key", "token"), fold=True, validator=_password_value, group=1),
+          r"([^\s\"'<>;,]{4,})", validator=_password_value, group=1),
 )  # fmt: skip
 
 _INJ_FILLER = r"(?:(?:all|any|every|each|the|of|your|my|these|those|that|its|previous|prior|above)\s+){0,4}"
@@ -399,13 +386,10 @@ _INJECTION_SPECS: Final = (
           r"|(?i)\b(?:reveal|print|show|display|repeat|output|leak|dump|tell\s+me|what\s+(?:is|are|was|were))\s+"
           r"(?:me\s+)?your\s+(?:\w+\s+){0,2}?(?:system\s+prompt|initial\s+(?:prompt|instructions)"
           r"|hidden\s+(?:prompt|instructions)|original\s+(?:prompt|instructions)|instructions\s+above|secret\s+"
-          r"instructions)",
-          needles=("ignore", "disregard", "forget", "bypass", "override", "overlook", "neglect", "abandon",
-                   "discard", "instruction", "prompt"), fold=True),
+          r"instructions)"),
     _Spec("ROLE_INJECTION", INJECTION, _M,
           r"(?im)^[ \t>*]*(?:system|assistant|developer)[ \t]*:[ \t]*[A-Za-z']+[ \t,]+[A-Za-z']+[ \t,]+[A-Za-z']+"
-          r"|(?i)(?:\n\n|^)(?:human|assistant)[ \t]*:[ \t]*(?:ignore|you|from|new|system|forget)",
-          needles=("system", "assistant", "developer", "human"), fold=True),
+          r"|(?i)(?:\n\n|^)(?:human|assistant)[ \t]*:[ \t]*(?:ignore|you|from|new|system|forget)"),
     # Case-sensitive "DAN" (the persona) inside otherwise case-insensitive alternatives.
     _Spec("JAILBREAK", INJECTION, _C,
           r"(?i:\bdo\s+anything\s+now\b)"
@@ -416,27 +400,22 @@ _INJECTION_SPECS: Final = (
           r"|(?i:\b(?:enable|activate|enter|switch\s+to|turn\s+on)\s+(?:the\s+)?(?:developer|god|jailbreak|"
           r"unrestricted|dan)\s+mode\b)"
           r"|(?i:\b(?:act|respond|answer|behave|operate|reply|speak|talk|are\s+now|you're\s+now|will\s+now)\b"
-          r"[^.\n]{0,30}?\b(?:without|no|free\s+from|unbound\s+by|not\s+bound\s+by)\s+(?:any\s+)?(?:\w+\s+)?"
-          r"(?:restrictions|limitations|filters|censorship|guidelines|boundaries|morals|ethics|limits)\b)"
+          r"[^.\n]{0,30}?\b(?:without|no|free\s+from|unbound\s+by|not\s+bound\s+by)\s+(?:(?:any|all|your|of)\s+)?"
+          r"(?:[\w']+\s+){0,2}(?:restrictions|limitations|filters|censorship|guidelines|boundaries|morals|ethics|limits)\b)"
           r"|(?i:\bpretend\s+(?:that\s+)?(?:you\s+(?:are|have)|to\s+be)\s+(?:an?\s+)?(?:unrestricted|unfiltered|"
           r"uncensored|evil|jailbroken|rogue)\b)"
           r"|(?i:\b(?:unfiltered|uncensored|jailbroken|unrestricted|amoral)\s+(?:ai|assistant|model|chatbot|llm|gpt|"
           r"version\s+of\s+(?:yourself|chatgpt|claude))\b)"
-          r"|(?i:\b(?:no\s+longer|not)\s+bound\s+by\s+(?:any\s+|your\s+)?(?:\w+\s+)?(?:rules|guidelines|policies|"
+          r"|(?i:\b(?:no\s+longer|not)\s+bound\s+by\s+(?:any\s+|your\s+)?(?:[\w']+\s+)?(?:rules|guidelines|policies|"
           r"restrictions|ethics)\b)"
-          r"|(?i:strive\s+to\s+avoid\s+norms|always\s+intelligent\s+and\s+machiavellian)",
-          needles=("anything now", "dan", "mode", "without", "no ", "free from", "unbound", "pretend",
-                   "unfiltered", "uncensored", "jailbroken", "unrestricted", "amoral", "bound by", "strive",
-                   "machiavellian"), fold=True),
+          r"|(?i:strive\s+to\s+avoid\s+norms|always\s+intelligent\s+and\s+machiavellian)"),
     _Spec("DELIMITER_INJECTION", INJECTION, _H,
           r"(?im)^[ \t]*(?:-{3,}|={3,}|\*{3,}|#{3,}|~{3,})[ \t]*(?:system|sys|instructions?|new\s+instructions?"
           r"|admin|developer|override)[ \t]*(?::|-{3,}|={3,}|#{3,}|\])"
           r"|(?im)^[ \t]*(?:-{3,}|={3,}|#{3,})[ \t]*(?:end\s+of\s+(?:system\s+|user\s+)?(?:prompt|instructions|"
           r"context|input)|begin\s+(?:system|new|admin)\s+(?:prompt|instructions))"
           r"|<\|(?:im_start|im_end|im_sep|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id"
-          r"|begin_of_text)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|(?i)</?system(?:_prompt)?>|\[(?:SYSTEM|system)\]",
-          needles=("---", "===", "***", "###", "~~~", "<|", "inst]", "<<", "<system", "</system", "[system]"),
-          fold=True),
+          r"|begin_of_text)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|(?i)</?system(?:_prompt)?>|\[(?:SYSTEM|system)\]"),
 )  # fmt: skip
 
 _ALL_SPECS: Final = _SECRET_SPECS + _PII_SPECS + _INJECTION_SPECS
@@ -446,11 +425,18 @@ SECRET_TYPES: Final = frozenset(s.type for s in _SECRET_SPECS)
 INJECTION_TYPES: Final = frozenset(s.type for s in _INJECTION_SPECS)
 
 
-def _options() -> Any:
+def _options(max_mem: int) -> Any:
     opts = re2.Options()
-    opts.max_mem = 32 << 20  # room for the DFA on large case-folded alternations; RE2 falls back to NFA beyond
+    opts.max_mem = max_mem
     opts.log_errors = False
     return opts
+
+
+# A single RE2::Set pass (one DFA over the text for every pattern at once) says which patterns match at all;
+# only those run finditer. The Set's DFA does not bail out on slow inputs (many-match mode), it only fails when
+# one state cannot fit the budget, so the budget is generous.
+_PATTERN_MAX_MEM: Final = 32 << 20
+_SET_MAX_MEM: Final = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,9 +446,16 @@ class _Compiled:
     order: int
 
 
-# Lone surrogates cannot be encoded to UTF-8 (which RE2 needs); replace each with U+FFFD so lengths,
-# and therefore offsets, are unchanged.
-_SURROGATE_TABLE: Final = {cp: 0xFFFD for cp in range(0xD800, 0xE000)}
+# Lone surrogates cannot be encoded to UTF-8 (which RE2 needs); each becomes U+FFFD, so the length, and
+# therefore every offset, is unchanged.
+def _surrogate_to_fffd(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "\ufffd".encode() * (exc.end - exc.start), exc.end  # the UTF-8 encoder takes only ASCII str back
+
+
+_SURROGATE_HANDLER: Final = "leanllm_otel.surrogate_to_fffd"
+codecs.register_error(_SURROGATE_HANDLER, _surrogate_to_fffd)
 
 
 def sanitize(text: str) -> str:
@@ -472,7 +465,7 @@ def sanitize(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.translate(_SURROGATE_TABLE)
+        return text.encode("utf-8", _SURROGATE_HANDLER).decode("utf-8")
     return text
 
 
@@ -488,7 +481,7 @@ class Detector:
     :func:`default_detector`) and share it.
     """
 
-    __slots__ = ("_allow", "_config", "_patterns")
+    __slots__ = ("_allow", "_config", "_gate", "_patterns")
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self._config = config or DetectorConfig()
@@ -496,7 +489,7 @@ class Detector:
         if unknown:
             raise ValueError(f"unknown detector categories: {sorted(unknown)}")
         specs = [s for s in _ALL_SPECS if s.category in self._config.enabled_categories]
-        opts = _options()
+        opts = _options(_PATTERN_MAX_MEM)
         compiled: list[_Compiled] = []
         for name, pattern in self._config.extra_patterns.items():
             if not name or not isinstance(pattern, str):
@@ -508,6 +501,13 @@ class Detector:
             compiled.append(_Compiled(_Spec(name, CUSTOM, _M, pattern), regex, len(compiled)))
         for spec in specs:
             compiled.append(_Compiled(spec, re2.compile(spec.pattern, opts), len(compiled)))
+        gate = re2.Set.SearchSet(_options(_SET_MAX_MEM))
+        for comp in compiled:
+            if gate.Add(comp.spec.pattern) != comp.order:
+                raise RuntimeError("re2.Set index out of step with pattern order")  # pragma: no cover
+        if compiled:
+            gate.Compile()
+        self._gate: Any = gate if compiled else None
         self._patterns: tuple[_Compiled, ...] = tuple(compiled)
         self._allow: frozenset[str] = frozenset(self._config.allowlist)
 
@@ -552,23 +552,17 @@ class Detector:
         return summarize(findings)
 
     def _scan(self, text: str) -> list[Finding]:
-        if not text:
+        if not text or self._gate is None:
             return []
-        lower: str | None = None
+        hits = self._gate.Match(text)
+        if not hits:
+            return []
         redactable: list[tuple[int, int, int, _Compiled]] = []
         injections: list[tuple[int, int, int, _Compiled]] = []
         allow = self._allow
-        for comp in self._patterns:
+        for index in sorted(hits):
+            comp = self._patterns[index]
             spec = comp.spec
-            if spec.needles:
-                if spec.fold:
-                    if lower is None:
-                        lower = text.lower()
-                    hay = lower
-                else:
-                    hay = text
-                if not any(n in hay for n in spec.needles):
-                    continue
             sink = injections if spec.category == INJECTION else redactable
             group, validator, trim = spec.group, spec.validator, spec.trim
             for m in comp.regex.finditer(text):

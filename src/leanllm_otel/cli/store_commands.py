@@ -1,0 +1,338 @@
+"""Store commands: ``logs``, ``show``, ``stats``, ``migrate``, ``tail``.
+
+Human output is aligned tables; ``--json`` prints JSON lines (one event or group per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from leanllm_otel.cli import CLIError, add_database_option, print_json_line, print_table, resolve_database_url
+from leanllm_otel.event import LLMEvent
+from leanllm_otel.exporters.engine import head_revision
+from leanllm_otel.store import EventFilter, EventStore, GroupStats, StoreError
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+# --- argument parsing ----------------------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (``2025-01-31``, ``2025-01-31T12:00:00Z``; naive = UTC) or relative to now (``30m``, ``2h``, ``7d``)."""
+    match = _RELATIVE.match(text)
+    if match:
+        return datetime.now(timezone.utc) - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: use ISO 8601 (2025-01-31T12:00:00Z) or a relative age like 30m, 2h, 7d"
+        ) from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"invalid label {text!r}: expected KEY=VALUE")
+    return key.strip(), value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--correlation-id", metavar="ID", help="only events of this correlation id")
+    parser.add_argument("--model", help="only events for this (request) model")
+    parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
+                        help="only events with this label (repeatable; all must match)")
+    parser.add_argument("--since", type=parse_time, metavar="TIME", help="start time, ISO 8601 or age (30m, 2h, 7d)")
+    parser.add_argument("--until", type=parse_time, metavar="TIME", help="end time (exclusive), same forms")
+    parser.add_argument("--errors", action="store_true", help="only failed calls")
+
+
+def _criteria(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "correlation_id": args.correlation_id,
+        "model": args.model,
+        "labels": dict(args.label),
+        "since": args.since,
+        "until": args.until,
+        "errors_only": args.errors,
+    }
+
+
+def _open_store(args: argparse.Namespace) -> EventStore:
+    try:
+        return EventStore(resolve_database_url(args))
+    except StoreError as exc:  # only a malformed URL fails here: a usage error
+        raise CLIError(str(exc), code=2) from None
+
+
+# --- formatting ----------------------------------------------------------------------------------------------
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.2f}s" if value >= 10_000 else f"{value:.0f}ms"
+
+
+def _cost(value: float | None) -> str:
+    return "-" if value is None else f"${value:.6f}"
+
+
+def _tokens(event: LLMEvent) -> str:
+    if event.input_tokens is None and event.output_tokens is None:
+        return "-"
+    return f"{event.input_tokens or 0}/{event.output_tokens or 0}"
+
+
+_LOG_HEADERS = ("TIME (UTC)", "EVENT ID", "MODEL", "STATUS", "TOKENS IN/OUT", "COST", "LATENCY", "LABELS")
+
+
+def _log_row(event: LLMEvent) -> list[str]:
+    status = event.status if event.status == "ok" else f"error:{event.error_kind or event.error_type or '?'}"
+    labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
+    return [_time(event.timestamp), event.event_id, event.model or "-", status, _tokens(event), _cost(event.cost),
+            _ms(event.latency_ms), labels]
+
+
+def _print_events(events: Sequence[LLMEvent], as_json: bool) -> None:
+    if as_json:
+        for event in events:
+            print_json_line(event.to_payload())
+        return
+    print_table(_LOG_HEADERS, [_log_row(e) for e in events], right_align=(4, 5, 6))
+
+
+_SHOW_SCALARS = (
+    "event_id", "timestamp", "end_timestamp", "trace_id", "span_id", "parent_span_id", "operation", "provider",
+    "model", "response_model", "response_id", "finish_reasons", "server_address", "server_port", "status",
+    "error_type", "error_kind", "error_message", "input_tokens", "output_tokens", "total_tokens",
+    "cache_read_input_tokens", "cache_creation_input_tokens", "reasoning_tokens", "usage_reported", "cost",
+    "latency_ms", "stream", "stream_outcome", "stream_chunks", "time_to_first_token_ms", "total_stream_time_ms",
+    "environment", "correlation_id", "parent_request_id", "redaction_mode", "sampling_rate", "content_captured",
+    "input_message_count", "input_chars", "output_chars", "max_severity", "blocked", "block_reason",
+)
+_SHOW_SECTIONS = (
+    "labels", "metadata", "parameters", "findings", "system_instructions", "input_messages", "output_messages",
+    "tool_definitions", "tool_calls", "normalized_input", "normalized_output",
+)
+
+
+def _show_text(event: LLMEvent) -> str:
+    payload = event.to_payload()
+    pairs = [(name, payload.get(name)) for name in _SHOW_SCALARS if payload.get(name) not in (None, [], "")]
+    width = max(len(name) for name, _ in pairs)
+    lines = []
+    for name, value in pairs:
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        lines.append(f"{name.ljust(width)}  {shown}")
+    for name in _SHOW_SECTIONS:
+        value = payload.get(name)
+        if value in (None, {}, []):
+            continue
+        lines.append("")
+        lines.append(f"{name}:")
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        lines.extend("  " + line for line in text.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+_STATS_HEADERS = ("GROUP", "CALLS", "ERRORS", "ERR%", "TOKENS", "COST", "P50", "P95", "TTFT P50")
+
+
+def _stats_row(group: GroupStats) -> list[str]:
+    return [group.key, str(group.calls), str(group.errors), f"{group.error_rate * 100:.1f}", str(group.total_tokens),
+            f"${group.cost:.6f}", _ms(group.latency_p50_ms), _ms(group.latency_p95_ms), _ms(group.ttft_p50_ms)]
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        events = _query(lambda: store.list_events(limit=args.limit, offset=args.offset, **_criteria(args)))
+    _print_events(events, args.json)
+    return 0
+
+
+def _query(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except StoreError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        event = _query(lambda: store.get_event(args.event_id))
+    if event is None:
+        raise CLIError(f"event {args.event_id!r} not found")
+    if args.json:
+        print_json_line(event.to_payload())
+    else:
+        sys.stdout.write(_show_text(event))
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        stats = _query(lambda: store.stats(**_criteria(args)))
+    if args.json:
+        print_json_line({"group": "total", **stats.total.to_dict()})
+        for group in stats.by_model:
+            print_json_line({"group": "model", **group.to_dict()})
+        for group in stats.by_label:
+            print_json_line({"group": "label", **group.to_dict()})
+        return 0
+    right = range(1, len(_STATS_HEADERS))
+    print_table(_STATS_HEADERS, [_stats_row(stats.total)], right_align=right)
+    if stats.by_model:
+        sys.stdout.write("\nby model\n")
+        print_table(_STATS_HEADERS, [_stats_row(g) for g in stats.by_model], right_align=right)
+    if stats.by_label:
+        sys.stdout.write("\nby label\n")
+        print_table(_STATS_HEADERS, [_stats_row(g) for g in stats.by_label], right_align=right)
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        before = _query(store.current_revision)
+        after = _query(lambda: store.migrate(args.revision))
+        masked = store.masked_url
+    if before == after:
+        sys.stdout.write(f"{masked}: already at revision {after}\n")
+    else:
+        sys.stdout.write(f"{masked}: upgraded {before or '(empty)'} -> {after}\n")
+    return 0
+
+
+_TAIL_FORMAT = "{0:<19}  {1:<36}  {2:<22}  {3:<16}  {4:>13}  {5:>11}  {6:>8}  {7}"
+
+
+def _tail_line(cells: Sequence[str]) -> str:
+    # Fixed widths: rows arrive over time, so the table cannot be measured first.
+    return _TAIL_FORMAT.format(*cells).rstrip() + "\n"
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    """Print the last ``--lines`` events, then follow newly stored ones (polling ``recorded_at``)."""
+    overlap = timedelta(seconds=5)  # rows committed slightly after their recorded_at; clock skew
+    deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
+    limit = args.count
+    criteria = _criteria(args)
+    event_filter = EventFilter(**criteria)
+    printed = 0
+
+    def emit(events: Sequence[LLMEvent]) -> None:
+        nonlocal printed
+        if limit is not None:
+            events = events[: max(0, limit - printed)]
+        for event in events:
+            if args.json:
+                print_json_line(event.to_payload())
+            else:
+                sys.stdout.write(_tail_line(_log_row(event)))
+        printed += len(events)
+        sys.stdout.flush()
+
+    with _open_store(args) as store:
+        watermark = datetime.now(timezone.utc)
+        seen: dict[str, datetime] = {}
+        if not args.json:
+            sys.stdout.write(_tail_line(_LOG_HEADERS))
+        if args.lines:
+            initial = _query(lambda: store.list_events(limit=args.lines, **criteria))
+            initial.reverse()
+            emit(initial)
+            seen.update((event.event_id, watermark) for event in initial)
+        while limit is None or printed < limit:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            after = watermark - overlap
+            batch = _query(lambda: store.recorded_since(after, event_filter=event_filter))  # noqa: B023
+            emit([event for _, event in batch if event.event_id not in seen])
+            for recorded_at, event in batch:
+                seen[event.event_id] = recorded_at
+                watermark = max(watermark, recorded_at)
+            for event_id in [k for k, v in seen.items() if v < watermark - 2 * overlap]:
+                del seen[event_id]
+            if limit is not None and printed >= limit:
+                break
+            pause = args.interval if deadline is None else min(args.interval, deadline - time.monotonic())
+            time.sleep(max(0.0, pause))
+    return 0
+
+
+# --- registration --------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    """Add ``logs``, ``show``, ``stats``, ``migrate`` and ``tail`` to the ``leanllm-otel`` parser."""
+    logs = subparsers.add_parser("logs", help="list events, newest first")
+    add_database_option(logs)
+    _add_filters(logs)
+    logs.add_argument("--limit", type=_positive_int, default=50, help="at most this many events (default 50)")
+    logs.add_argument("--offset", type=_positive_int, default=0, help="skip this many events first")
+    logs.add_argument("--json", action="store_true", help="one JSON object per line")
+    logs.set_defaults(handler=_cmd_logs)
+
+    show = subparsers.add_parser("show", help="show one event in full, content as stored")
+    add_database_option(show)
+    show.add_argument("event_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="the event as one JSON object")
+    show.set_defaults(handler=_cmd_show)
+
+    stats = subparsers.add_parser("stats", help="calls, errors, tokens, cost and latency per model and label")
+    add_database_option(stats)
+    _add_filters(stats)
+    stats.add_argument("--json", action="store_true", help="one JSON object per group and line")
+    stats.set_defaults(handler=_cmd_stats)
+
+    migrate = subparsers.add_parser("migrate", help="create or upgrade the event store schema")
+    add_database_option(migrate)
+    migrate.add_argument("--revision", default="head", help=f"target revision (default head = {head_revision()})")
+    migrate.set_defaults(handler=_cmd_migrate)
+
+    tail = subparsers.add_parser("tail", help="print the latest events, then follow new ones")
+    add_database_option(tail)
+    _add_filters(tail)
+    tail.add_argument("-n", "--lines", type=_positive_int, default=10, help="events shown first (default 10)")
+    tail.add_argument("--interval", type=_positive_float, default=1.0, help="poll interval in seconds (default 1)")
+    tail.add_argument("--max-seconds", type=_positive_float, default=None, help="stop after this many seconds")
+    tail.add_argument("--count", type=_positive_int, default=None, help="stop after printing this many events")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(handler=_cmd_tail)
