@@ -49,19 +49,22 @@ def evaluate(corpus: Path, detector: Detector, verbose: bool = False) -> tuple[d
 
 
 def _timing(detector: Detector) -> list[tuple[str, float]]:
-    para = (
+    """Mean scan time (microseconds) for plain prose and for prose dense with findings, at 2 KB and 50 KB."""
+    prose = "The committee reviewed the quarterly numbers and agreed to revisit the plan next week. "
+    dense = (
         "Hello team, the deployment of version 2.3.1 finished at 2024-01-15T10:20:30Z. Order #A-2024-000123 "
         "costs $1,234.56; contact jane.doe@example.com or +44 20 7946 0958. Please review the logs below.\n"
     )
     out = []
-    for label, size in (("2 KB", 2_000), ("50 KB", 50_000)):
-        text = (para * (size // len(para) + 1))[:size]
-        detector.scan(text)
-        runs = 20 if size < 10_000 else 5
-        start = time.perf_counter()
-        for _ in range(runs):
+    for name, para in (("prose", prose), ("dense", dense)):
+        for label, size in (("2 KB", 2_000), ("50 KB", 50_000)):
+            text = (para * (size // len(para) + 1))[:size]
             detector.scan(text)
-        out.append((label, (time.perf_counter() - start) / runs * 1e6))
+            runs = 20 if size < 10_000 else 5
+            start = time.perf_counter()
+            for _ in range(runs):
+                detector.scan(text)
+            out.append((f"{name} {label}", (time.perf_counter() - start) / runs * 1e6))
     return out
 
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from sql_helpers import make_llm_span
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
@@ -21,6 +20,7 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
+from sql_helpers import make_llm_span
 
 
 class FakeClock:
@@ -319,7 +319,10 @@ class RetryingForeverExporter(SpanExporter):
     def __init__(self) -> None:
         self.drops = DropCounter()
         self.delivery = Delivery(
-            "stuck", RetryPolicy(max_attempts=100, initial_backoff_s=20, total_budget_s=600), CircuitBreaker(), self.drops
+            "stuck",
+            RetryPolicy(max_attempts=100, initial_backoff_s=20, total_budget_s=600),
+            CircuitBreaker(),
+            self.drops,
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

@@ -417,3 +417,17 @@ def test_token_never_appears_in_logs_reasons_or_reprs(caplog: pytest.LogCaptureF
     assert "http_400: bad token Bearer ***" in reasons
     for text in (caplog.text, reasons, text_seen, repr(exporter.drops.by_reason())):
         assert TOKEN not in text
+
+
+def test_a_shared_drop_counter_sees_the_drops(fault: FaultServer) -> None:
+    from leanllm_otel.exporters.delivery import DropCounter
+
+    fault._default = Reply(422, body=b'{"reason": "schema mismatch"}')
+    shared = DropCounter()
+    exporter = exporter_for(fault.url, drops=shared)
+    try:
+        exporter.export(make_spans(["a", "b"]))
+    finally:
+        exporter.shutdown()
+    assert exporter.drops is shared
+    assert shared.by_reason() == {"http_422: schema mismatch": 2}

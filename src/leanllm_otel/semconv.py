@@ -101,6 +101,8 @@ LEANLLM_SECURITY_BLOCK_REASON: Final = "leanllm.security.block_reason"
 LEANLLM_BUDGET_EVENT: Final = "leanllm.budget.event"
 LEANLLM_ANOMALIES: Final = "leanllm.anomalies"
 LEANLLM_RETRIES: Final = "leanllm.retries"
+LEANLLM_OUTPUT_MESSAGE_COUNT: Final = "leanllm.content.output_messages"
+LEANLLM_CONTENT_TRUNCATED: Final = "leanllm.content.truncated"  # a content attribute was cut to the size cap
 
 # leanllm.stream.outcome values
 STREAM_COMPLETED: Final = "completed"

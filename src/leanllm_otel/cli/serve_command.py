@@ -19,23 +19,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from leanllm_otel.cli import CLIError, add_database_option, resolve_database_url
 from leanllm_otel.config import mask_url
 
-__all__ = ["TOKEN_ENV", "add_parser", "main", "run"]
+__all__ = ["TOKEN_ENV", "main", "register", "run"]
 
 TOKEN_ENV = "LEANLLM_INGEST_TOKEN"
-DATABASE_URL_ENV = "LEANLLM_DATABASE_URL"
-_EXIT_USAGE = 2
-_EXIT_FAILURE = 1
 
 
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        help=f"sqlite:///events.db or postgresql://user:pass@host/db (default: ${DATABASE_URL_ENV})",
-    )
+    add_database_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4319, help="port to bind; 0 picks a free one (default: 4319)")
     parser.add_argument(
@@ -51,18 +46,20 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--allow-unauthenticated", action="store_true", help="serve without a token on a non-loopback address"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=run)
     return parser
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Register ``serve`` on the ``leanllm-otel`` command's subparsers."""
-    parser = subparsers.add_parser(
-        "serve",
-        help="run the ingest service (LeanLLM /v1/events and OTLP/HTTP /v1/traces -> SQL store)",
-        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+def register(subparsers: Any) -> None:
+    """Add ``serve`` to the ``leanllm-otel`` parser."""
+    _configure(
+        subparsers.add_parser(
+            "serve",
+            help="run the ingest service (LeanLLM /v1/events and OTLP/HTTP /v1/traces -> SQL store)",
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
-    return _configure(parser)
 
 
 def _is_loopback(host: str) -> bool:
@@ -75,27 +72,18 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the service in the foreground until a signal stops it. Returns the exit code."""
-    database_url = args.database_url or os.environ.get(DATABASE_URL_ENV, "").strip() or None
+    """Run the service in the foreground until SIGINT/SIGTERM. Returns the exit code; raises CLIError."""
+    database_url = resolve_database_url(args)
     token = args.token or os.environ.get(TOKEN_ENV, "").strip() or None
-    if database_url is None:
-        print(f"leanllm-otel serve: --database-url or ${DATABASE_URL_ENV} is required", file=sys.stderr)
-        return _EXIT_USAGE
     if token is None and not _is_loopback(args.host) and not args.allow_unauthenticated:
-        print(
-            f"leanllm-otel serve: refusing to serve {args.host} without a token; set ${TOKEN_ENV} "
-            "(or pass --allow-unauthenticated)",
-            file=sys.stderr,
+        raise CLIError(
+            f"refusing to serve {args.host} without a token: set {TOKEN_ENV} (or pass --allow-unauthenticated)",
+            code=2,
         )
-        return _EXIT_USAGE
     try:
         from leanllm_otel.ingest.server import IngestServer
     except ImportError as exc:
-        print(
-            f"leanllm-otel serve needs the 'serve' extra: pip install 'leanllm-otel[serve]' ({exc.name})",
-            file=sys.stderr,
-        )
-        return _EXIT_FAILURE
+        raise CLIError(f"serve needs the 'serve' extra: pip install 'leanllm-otel[serve]' ({exc.name})") from None
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -114,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     except Exception as exc:
-        print(f"leanllm-otel serve: {type(exc).__name__}: {_safe(str(exc), database_url, token)}", file=sys.stderr)
-        return _EXIT_FAILURE
+        raise CLIError(f"{type(exc).__name__}: {_safe(str(exc), database_url, token)}") from None
     return 0
 
 
@@ -125,9 +112,15 @@ def _safe(text: str, database_url: str, token: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``serve`` as a standalone command (what ``leanllm-otel serve`` runs)."""
-    parser = _configure(argparse.ArgumentParser(prog="leanllm-otel serve", description=__doc__))
-    return run(parser.parse_args(argv))
+    """``serve`` on its own (``python -m leanllm_otel.cli.serve_command ARGS``), with the CLI's error handling."""
+    from leanllm_otel.cli import PROG, build_parser
+
+    args = build_parser([__name__]).parse_args(["serve", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return run(args)
+    except CLIError as exc:
+        sys.stderr.write(f"{PROG} serve: error: {exc}\n")
+        return exc.code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -271,7 +271,9 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
     with _open_store(args) as store:
         watermark = datetime.now(timezone.utc)
-        seen: dict[str, datetime] = {}
+        # Whatever was stored before we started is history (shown by --lines only), not "new".
+        history = _query(lambda: store.recorded_since(watermark - overlap, event_filter=event_filter))
+        seen = {event.event_id: recorded_at for recorded_at, event in history}
         if not args.json:
             sys.stdout.write(_tail_line(_LOG_HEADERS))
         if args.lines:

@@ -113,8 +113,9 @@ class LeanLLMServiceExporter(SpanExporter):
     With no arguments everything comes from :meth:`LeanLLMConfig.from_env` (``LEANLLM_ENDPOINT``,
     ``LEANLLM_API_KEY``, ``LEANLLM_EXPORT_TIMEOUT_MS``, ``LEANLLM_RETRY_*``, ``LEANLLM_CIRCUIT_BREAKER_*``).
     ``endpoint`` and ``api_key`` override the configuration. ``on_dropped_events(count, reason)`` is called
-    for every dropped batch (after retries, circuit open, rejection by the service, ...). Spans that are not
-    LLM spans (no ``leanllm.request_id``) are ignored. Wrap it in a ``BatchSpanProcessor``.
+    for every dropped batch (after retries, circuit open, rejection by the service, ...); ``drops=`` shares a
+    counter with other components. Spans that are not LLM spans (no ``leanllm.request_id``) are ignored.
+    Wrap it in a ``BatchSpanProcessor``.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class LeanLLMServiceExporter(SpanExporter):
         *,
         config: LeanLLMConfig | None = None,
         on_dropped_events: Callable[[int, str], None] | None = None,
+        drops: DropCounter | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
         gzip_threshold_bytes: int = DEFAULT_GZIP_THRESHOLD_BYTES,
@@ -144,8 +146,8 @@ class LeanLLMServiceExporter(SpanExporter):
         self._max_events = max(1, int(max_events_per_request))
         self._gzip_threshold = max(0, int(gzip_threshold_bytes))
 
-        self.drops = DropCounter()
-        """Dropped events by reason (``drops.total``, ``drops.by_reason()``)."""
+        self.drops = drops if drops is not None else DropCounter()
+        """Dropped events by reason (``drops.total``, ``drops.by_reason()``); may be shared via ``drops=``."""
         if on_dropped_events is not None:
             self.drops.add_callback(on_dropped_events)
         self._delivery = Delivery("service", RetryPolicy.from_config(cfg), CircuitBreaker.from_config(cfg), self.drops)

@@ -258,8 +258,14 @@ class SQLSpanExporter(SpanExporter):
         await self._ensure_schema(engine)
         prepared = self._prepared(engine.dialect)
         parameters = prepared.parameters(rows)
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(prepared.sql, parameters)
+        try:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(prepared.sql, parameters)
+        except sa_exc.OperationalError:
+            # Start the next attempt on fresh connections: SQLite keeps a connection read-only once it opened
+            # a read-only file, and a restarted PostgreSQL leaves dead sockets in the pool.
+            await engine.dispose()
+            raise
 
     def _attempt(self, rows: list[dict[str, Any]]) -> None:
         try:

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.exporters.delivery import PermanentError
 from leanllm_otel.ingest.otlp import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PROTOBUF,
@@ -200,6 +201,9 @@ async def _write(settings: _Settings, events: Sequence[LLMEvent]) -> None:
         return
     try:
         await run_in_threadpool(settings.sink.write, events)
+    except PermanentError as exc:  # the database refuses these rows: retrying cannot help
+        _logger.warning("ingest: store refused %d event(s): %s", len(events), exc.reason)
+        raise _Rejection(400, f"rejected by the event store: {exc.reason}"[:300], _RPC_INVALID_ARGUMENT) from None
     except Exception as exc:
         _logger.warning("ingest: store write of %d event(s) failed: %s", len(events), type(exc).__name__)
         raise _Rejection(

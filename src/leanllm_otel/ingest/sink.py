@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 from leanllm_otel.config import LeanLLMConfig, mask_url
 from leanllm_otel.event import LLMEvent
-from leanllm_otel.exporters.schema import events as events_table
 from leanllm_otel.exporters.sql import SQLSpanExporter
 
 __all__ = ["SQLEventSink"]
-
-_COLUMNS = frozenset(events_table.c.keys())
 
 
 class SQLEventSink:
@@ -47,14 +43,7 @@ class SQLEventSink:
         if not events:
             return
         recorded_at = datetime.now(timezone.utc)
-        rows: list[dict[str, Any]] = []
-        for event in events:
-            row = event.to_row()
-            row["recorded_at"] = recorded_at
-            rows.append({key: value for key, value in row.items() if key in _COLUMNS})
-        # TODO(lead): SQLSpanExporter has no public "write these events, no retry" method; _attempt is that
-        # operation (classified errors, idempotent insert). Replace with e.g. SQLSpanExporter.write_rows(rows).
-        self._exporter._attempt(rows)
+        self._exporter.write_rows([SQLSpanExporter.event_to_row(event, recorded_at) for event in events])
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._exporter.shutdown(timeout_millis=timeout_s * 1000.0)

@@ -1,0 +1,216 @@
+"""The four redaction modes applied to each piece of content, on the export thread.
+
+- ``full``: verbatim (URLs lose only embedded ``user:password@`` credentials);
+- ``redacted``: PII and secrets replaced by typed markers (``[PII:EMAIL]``, ``[SECRET:AWS_KEY]``) with
+  :meth:`Detector.redact`, before any JSON encoding, so the JSON stays valid; URLs also lose their query string
+  and fragment (signed URLs carry tokens there);
+- ``hashed``: every text becomes ``"hmac-sha256:<hex>"``, an HMAC-SHA256 keyed with ``LEANLLM_HASH_KEY`` (never an
+  unsalted hash: a dictionary of likely prompts cannot reverse it without the key);
+- ``metadata``: nothing leaves; only sizes, counts and findings.
+
+:class:`ModePolicy` is the ``parts.PartPolicy`` the part conversion calls for every text; it also counts
+characters and collects detector findings as it goes, so each text is scanned once (in ``redacted`` mode the
+redaction scan *is* the findings scan).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from leanllm_otel.processing.detectors import Detector, DetectorConfig, Finding, default_detector
+from leanllm_otel.processing.parts import dumps
+from leanllm_otel.redaction_mode import RedactionMode
+
+logger = logging.getLogger(__name__)
+
+DIGEST_PREFIX: Final = "hmac-sha256:"
+_REDACT_MARGIN: Final = 4096
+
+# One random key per process, used only when no LEANLLM_HASH_KEY was given: digests then match within this
+# process but not across restarts or hosts, which the warning says.
+_PROCESS_KEY: Final = os.urandom(32)
+_warned = False
+_warn_lock = threading.Lock()
+
+
+def fallback_hash_key() -> bytes:
+    """The per-process random key; logs one warning per process the first time it is used."""
+    global _warned
+    if not _warned:
+        with _warn_lock:
+            if not _warned:
+                _warned = True
+                logger.warning(
+                    "leanllm-otel: redaction mode 'hashed' without LEANLLM_HASH_KEY: content digests use a random "
+                    "per-process key, so they cannot be compared across processes or restarts. Set "
+                    "LEANLLM_HASH_KEY (or pass hash_key) to a stable secret."
+                )
+    return _PROCESS_KEY
+
+
+def digest(key: bytes, text: str) -> str:
+    """``"hmac-sha256:<64 hex>"`` of ``text`` (UTF-8) under ``key``."""
+    return DIGEST_PREFIX + hmac.digest(key, text.encode("utf-8", "surrogatepass"), "sha256").hex()
+
+
+def detector_for(settings: object) -> Detector:
+    """The detector for these settings: their extra patterns and allowlist, else those of ``LEANLLM_*``.
+
+    ``TelemetrySettings`` does not carry ``detector_extra_patterns`` / ``detector_allowlist`` yet; until it does,
+    they are read from ``LeanLLMConfig.from_env()``. With neither set, the shared default detector is used.
+    """
+    patterns = getattr(settings, "detector_extra_patterns", None)
+    allowlist = getattr(settings, "detector_allowlist", None)
+    if patterns is None and allowlist is None:
+        try:
+            from leanllm_otel.config import LeanLLMConfig
+
+            config = LeanLLMConfig.from_env()
+            patterns, allowlist = config.detector_extra_patterns, config.detector_allowlist
+        except ValueError:  # the environment is invalid; configure() reports that at start
+            patterns, allowlist = None, None
+    if not patterns and not allowlist:
+        return default_detector()
+    return Detector(DetectorConfig(extra_patterns=dict(patterns or {}), allowlist=tuple(allowlist or ())))
+
+
+def strip_url(url: str, keep_query: bool) -> str:
+    """``url`` without ``user:password@`` (and, unless ``keep_query``, without query string and fragment)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "" if not keep_query else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = netloc.rsplit("@", 1)[1]
+    if keep_query:
+        if netloc == parts.netloc:
+            return url
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class ModePolicy:
+    """Applies one redaction mode to each text; counts characters; collects findings when ``scan`` is on.
+
+    ``mode`` is the form content is rendered in (``metadata`` renders empty strings: the caller exports only the
+    counters). ``detector`` is required when ``scan`` is on or the mode is ``redacted``; ``key`` when ``hashed``.
+    """
+
+    __slots__ = ("_detector", "_key", "chars", "findings", "keeps_structure", "mode", "scan")
+
+    def __init__(
+        self,
+        mode: RedactionMode,
+        *,
+        scan: bool,
+        detector: Detector | None = None,
+        key: bytes | None = None,
+    ) -> None:
+        if (scan or mode is RedactionMode.REDACTED) and detector is None:
+            raise ValueError("a detector is needed to scan or redact")
+        if mode is RedactionMode.HASHED and key is None:
+            raise ValueError("the hashed mode needs a key")
+        self.mode = mode
+        self.scan = scan
+        self._detector = detector
+        self._key = key
+        self.chars = 0
+        self.findings: list[Finding] = []
+        self.keeps_structure = mode in (RedactionMode.FULL, RedactionMode.REDACTED)
+
+    def take_chars(self) -> int:
+        """Characters counted since the last call (input, then output)."""
+        chars, self.chars = self.chars, 0
+        return chars
+
+    def text(self, value: str, content: bool = True) -> str:
+        """``value`` in the mode's form; counted and scanned when it is conversation ``content``."""
+        mode = self.mode
+        if content:
+            self.chars += len(value)
+        if mode is RedactionMode.REDACTED:
+            assert self._detector is not None
+            redacted, findings = self._detector.redact(value)
+            if content and self.scan:
+                self.findings.extend(findings)
+            return redacted
+        if content and self.scan:
+            assert self._detector is not None
+            self.findings.extend(self._detector.scan(value))
+        if mode is RedactionMode.FULL:
+            return value
+        if mode is RedactionMode.HASHED:
+            assert self._key is not None
+            return digest(self._key, value)
+        return ""
+
+    def data(self, value: Any, content: bool = True) -> Any:
+        """A structured value (tool arguments, tool result, JSON schema): its JSON text goes through :meth:`text`;
+        in ``full`` / ``redacted`` mode the result is parsed back when it is a JSON object or array."""
+        text = value if isinstance(value, str) else dumps(value)
+        rendered = self.text(text, content)
+        if not self.keeps_structure:
+            return rendered
+        stripped = rendered.lstrip()
+        if stripped[:1] in ("{", "["):
+            try:
+                parsed = json.loads(rendered)
+            except ValueError:
+                return rendered  # redaction split a JSON token, or it never was JSON: keep the (safe) text
+            if isinstance(parsed, (dict, list)):
+                return parsed
+        return rendered
+
+    def uri(self, value: str) -> str:
+        """A non-``data:`` URL: kept in ``full``; query-less and redacted in ``redacted``; digested in ``hashed``."""
+        mode = self.mode
+        if mode is RedactionMode.FULL:
+            return strip_url(value, keep_query=True)
+        if mode is RedactionMode.REDACTED:
+            assert self._detector is not None
+            return self._detector.redact(strip_url(value, keep_query=False))[0]
+        if mode is RedactionMode.HASHED:
+            assert self._key is not None
+            return digest(self._key, value)
+        return ""
+
+
+def render_error_message(
+    message: str,
+    mode: RedactionMode,
+    *,
+    capture: bool,
+    cap: int,
+    detector: Detector | None,
+    key: bytes | None,
+) -> str | None:
+    """The exportable form of an error message, or None when the mode exports none.
+
+    Error messages often echo the request (a provider quoting the prompt, a validation error printing a value),
+    so they follow the content mode: ``full`` verbatim, ``redacted`` through the detector, ``hashed`` as a digest
+    (which still groups identical errors), ``metadata`` omitted (``error.type`` and ``leanllm.error.kind`` remain).
+    A ``full`` mode whose content capture is off (no content was asked for) is treated as ``redacted``. The result
+    is capped at ``cap`` characters.
+    """
+    if mode is RedactionMode.METADATA:
+        return None
+    if mode is RedactionMode.HASHED:
+        if key is None:
+            raise ValueError("the hashed mode needs a key")
+        return digest(key, message)
+    if mode is RedactionMode.REDACTED or not capture:
+        if detector is None:
+            raise ValueError("a detector is needed to redact")
+        # Only the head survives the cap; redact a generous margin past it (a secret straddling the margin is cut
+        # away with it), so a megabyte-long message costs no more than a short one.
+        message = detector.redact(message[: 2 * cap + _REDACT_MARGIN])[0]
+    if len(message) > cap:
+        message = message[: max(0, cap - 15)] + "...[truncated]"
+    return message
