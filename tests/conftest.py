@@ -177,6 +177,16 @@ class Instrumented:
         self.meter_provider.shutdown()
 
 
+_LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
+
+
 @pytest.fixture
 def make_instrumented() -> Iterator[Callable[..., Instrumented]]:
     """Factory: ``make_instrumented(sampler=None, **TelemetrySettings fields)``; uninstruments at teardown.
@@ -184,7 +194,8 @@ def make_instrumented() -> Iterator[Callable[..., Instrumented]]:
     The patching is global, so only one instrumented setup is live at a time: making a second one closes the first.
     """
     made: list[Instrumented] = []
-    saved_callbacks = list(litellm.callbacks)
+    # LiteLLM copies ``litellm.callbacks`` into its other lists (deduplicated by class) on the first call.
+    saved_callbacks = {name: list(getattr(litellm, name)) for name in _LITELLM_CALLBACK_LISTS}
 
     def make(sampler: Sampler | None = None, **settings: object) -> Instrumented:
         while made:
@@ -198,7 +209,8 @@ def make_instrumented() -> Iterator[Callable[..., Instrumented]]:
     finally:
         while made:
             made.pop().close()
-        litellm.callbacks[:] = saved_callbacks
+        for name, value in saved_callbacks.items():
+            setattr(litellm, name, value)
 
 
 @pytest.fixture

@@ -322,3 +322,13 @@ def test_non_ascii_and_lone_surrogates_stay_encodable() -> None:
     text.encode("utf-8")  # no lone surrogate survives
     assert len(text) <= 500
     assert json.loads(text)[0]["parts"][0]["content"].startswith("héllo \ufffd")
+
+
+def test_free_text_in_type_and_name_fields_goes_through_the_policy() -> None:
+    content = [{"type": "note to bob@example.com", "text": "x"}]
+    assert chat_input([{"role": "user", "content": content}], full()).messages[0]["parts"] == [{"type": "unknown"}]
+    tools = [{"type": "function", "function": {"name": "mail bob@example.com"}}]
+    assert tool_definitions(tools, redacted()) == [{"type": "function", "name": "mail [PII:EMAIL]"}]
+    assert tool_definitions([{"type": "function", "function": {"name": "get_weather"}}], redacted())[0]["name"] == (
+        "get_weather"
+    )

@@ -1,5 +1,7 @@
 """leanllm-otel: every LiteLLM call as one OpenTelemetry span, sampled and redacted before any exporter sees it."""
 
+from leanllm_otel.client import LeanLLM, chat, completion, init, shutdown
+from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.context import (
     CallOptions,
     LeanLLMContext,
@@ -9,7 +11,6 @@ from leanllm_otel.context import (
     use_call_options,
     use_context,
 )
-from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.pipeline import Pipeline, configure
@@ -22,6 +23,7 @@ __all__ = [
     "CallOptions",
     "ConfigError",
     "LLMEvent",
+    "LeanLLM",
     "LeanLLMConfig",
     "LeanLLMContext",
     "LeanLLMInstrumentor",
@@ -30,9 +32,13 @@ __all__ = [
     "Pipeline",
     "RedactionMode",
     "__version__",
+    "chat",
+    "completion",
     "configure",
     "current_context",
+    "init",
     "set_global_context",
+    "shutdown",
     "trace",
     "use_call_options",
     "use_context",

@@ -245,6 +245,7 @@ class LeanLLM:
         self._renderer: Renderer | None = None
         self._level = _ConfigLevel()
         self._store: EventStore | None = None
+        self._async_migrated = False
         if self.config.debug:
             enable_debug_logging()
         self._attach()
@@ -272,7 +273,9 @@ class LeanLLM:
             if pipeline is not None and self.hooks.dropped is not None:
                 pipeline.drops.add_callback(self._forward_drop)
             hash_key = self.config.hash_key.get_secret_value().encode() if self.config.hash_key else None
-            self._renderer = pipeline.processor.renderer if pipeline is not None else Renderer(telemetry.settings, hash_key)
+            self._renderer = (
+                pipeline.processor.renderer if pipeline is not None else Renderer(telemetry.settings, hash_key)
+            )
             self._level = _ConfigLevel.between(self._settings, telemetry.settings)
             telemetry.add_end_listener(self._listener)
             self._telemetry = telemetry
@@ -302,7 +305,8 @@ class LeanLLM:
                 ambient = context.merged_over(ambient)
             if sample is None and level.sample is not None and (ambient is None or ambient.sample is None):
                 sample = level.sample
-            if mode is None and level.redaction_mode is not None and (ambient is None or ambient.redaction_mode is None):
+            ambient_mode = ambient.redaction_mode if ambient is not None else None
+            if mode is None and level.redaction_mode is not None and ambient_mode is None:
                 mode = level.redaction_mode
             if level.environment and (ambient is None or ambient.environment is None):
                 context = replace(context or LeanLLMContext(), environment=level.environment)
@@ -551,7 +555,7 @@ class LeanLLM:
     def embed(
         self,
         model: str,
-        input: str | Sequence[Any],  # noqa: A002 - LiteLLM's name
+        input: str | Sequence[Any],
         labels: Mapping[str, str] | None = None,
         *,
         request_id: str | None = None,
@@ -570,7 +574,7 @@ class LeanLLM:
     async def aembed(
         self,
         model: str,
-        input: str | Sequence[Any],  # noqa: A002 - LiteLLM's name
+        input: str | Sequence[Any],
         labels: Mapping[str, str] | None = None,
         *,
         request_id: str | None = None,
@@ -700,7 +704,10 @@ class LeanLLM:
             if self._store is None:
                 from leanllm_otel.store import EventStore
 
-                self._store = EventStore(url)
+                store = EventStore(url)
+                if self.config.auto_migrate:
+                    store.migrate()  # an empty store answers "no events", not "no schema"
+                self._store = store
             return self._store
 
     def _async_store(self) -> AsyncEventStore:
@@ -761,6 +768,9 @@ class LeanLLM:
         if self._pipeline is not None and self.events_in_flight:
             await asyncio.to_thread(self.flush)
         try:
+            if self.config.auto_migrate and not self._async_migrated:
+                await store.migrate()
+                self._async_migrated = True
             return await operation(store)
         finally:
             await store.close()

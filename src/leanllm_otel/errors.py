@@ -49,8 +49,31 @@ _BY_CLASS_NAME: dict[str, ErrorKind] = {
 }
 
 
+_TRANSPORT_KINDS = (ErrorKind.CONNECTION, ErrorKind.TIMEOUT)
+_CHAIN_DEPTH = 8
+
+
 def error_kind(exc: BaseException) -> ErrorKind:
-    """Map an exception to the fixed ``leanllm.error.kind`` enum."""
+    """Map an exception to the fixed ``leanllm.error.kind`` enum.
+
+    LiteLLM's OpenAI mapping reports a refused connection as ``InternalServerError`` (the OpenAI SDK gives
+    ``APIConnectionError`` status 500); when the class says only "provider error" or nothing, a connection or
+    timeout error in the exception's cause chain is the better answer.
+    """
+    kind = _kind_of(exc)
+    if kind in (ErrorKind.PROVIDER_ERROR, ErrorKind.UNKNOWN):
+        cause = exc.__cause__ or exc.__context__
+        for _ in range(_CHAIN_DEPTH):
+            if cause is None:
+                break
+            chained = _kind_of(cause)
+            if chained in _TRANSPORT_KINDS:
+                return chained
+            cause = cause.__cause__ or cause.__context__
+    return kind
+
+
+def _kind_of(exc: BaseException) -> ErrorKind:
     for cls in type(exc).__mro__:
         kind = _BY_CLASS_NAME.get(cls.__name__)
         if kind is not None:

@@ -280,7 +280,7 @@ def span_to_event(span: ReadableSpan) -> LLMEvent:
     context = span.context
     parent = span.parent
     return event_from_attributes(
-        span.attributes or {},
+        dict(span.attributes or {}),  # one copy: the SDK's attribute mapping takes a lock on every read
         start_time_ns=span.start_time,
         end_time_ns=span.end_time,
         trace_id=format(context.trace_id, "032x") if context is not None else None,

@@ -87,7 +87,7 @@ def build_snapshot(
     request_id: str,
     messages: Any = None,
     prompt: Any = None,
-    input: Any = None,  # noqa: A002 - LiteLLM's name for embedding input
+    input: Any = None,
     labels: Mapping[str, str] | None = None,
     correlation_id: str | None = None,
     parent_request_id: str | None = None,

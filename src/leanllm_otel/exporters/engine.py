@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -116,30 +116,37 @@ _MIGRATION_LOCKS: dict[str, threading.Lock] = {}
 _MIGRATION_LOCKS_GUARD = threading.Lock()
 
 
-@contextlib.contextmanager
-def _migration_lock(connection: Connection) -> Iterator[None]:
-    """Serialise migrations of one database across threads, and across processes for a SQLite file.
+@contextlib.asynccontextmanager
+async def _migration_lock(url: URL) -> AsyncIterator[None]:
+    """Serialise migrations of one database across threads and loops, and across processes for a SQLite file.
 
-    (On PostgreSQL the migration environment takes an advisory lock, which covers every process.)
+    Polls instead of blocking, so two migrations started on the same event loop cannot deadlock it. (On
+    PostgreSQL the migration environment also takes an advisory lock, which covers every process.)
     """
-    key = connection.engine.url.render_as_string(hide_password=True)
+    key = url.render_as_string(hide_password=True)
     with _MIGRATION_LOCKS_GUARD:
         lock = _MIGRATION_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        database = connection.engine.url.database
-        if connection.dialect.name != "sqlite" or not database or database == ":memory:" or fcntl is None:
-            yield
-            return
-        try:
-            handle = open(f"{database}.leanllm-migrate.lock", "a+")  # noqa: SIM115 - held across the yield
-        except OSError:
-            yield  # e.g. read-only directory: the migration will fail on its own with a clear error
-            return
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            yield
-        finally:
+    while not lock.acquire(blocking=False):
+        await asyncio.sleep(0.01)
+    handle = None
+    try:
+        database = url.database
+        if url.get_backend_name() == "sqlite" and database and database != ":memory:" and fcntl is not None:
+            try:
+                handle = open(f"{database}.leanllm-migrate.lock", "a+")  # noqa: SIM115 - held until finally
+            except OSError:
+                handle = None  # e.g. read-only directory: the migration fails on its own with a clear error
+            while handle is not None:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+        yield
+    finally:
+        if handle is not None:
             handle.close()
+        lock.release()
 
 
 def _upgrade_sync(connection: Connection, revision: str) -> None:
@@ -149,17 +156,17 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
-    with _migration_lock(connection):
-        command.upgrade(config, revision)
+    command.upgrade(config, revision)
 
 
 async def upgrade(engine: AsyncEngine | AsyncConnection, revision: str = "head") -> None:
-    """Run the package's Alembic migrations up to ``revision`` on ``engine`` (idempotent)."""
-    if isinstance(engine, AsyncConnection):
-        await engine.run_sync(_upgrade_sync, revision)
-        return
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade_sync, revision)
+    """Run the package's Alembic migrations up to ``revision`` on ``engine`` (idempotent, serialised)."""
+    async with _migration_lock(engine.engine.url if isinstance(engine, AsyncConnection) else engine.url):
+        if isinstance(engine, AsyncConnection):
+            await engine.run_sync(_upgrade_sync, revision)
+            return
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_sync, revision)
 
 
 def _current_sync(connection: Connection) -> str | None:

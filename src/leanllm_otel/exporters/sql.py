@@ -53,6 +53,9 @@ def _classify(exc: BaseException) -> Exception:
         return PermanentError(f"rejected_by_database: {type(exc).__name__}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         return PermanentError(f"unwritable_row: {exc.orig!r}")  # e.g. a value JSON cannot encode
+    if isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError)):
+        # A value the driver cannot bind (an int wider than 64 bits, a lone surrogate): this row never will.
+        return PermanentError(f"unwritable_row: {type(exc).__name__}")
     if isinstance(exc, TimeoutError):
         return RetryableError("timeout")
     return RetryableError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
@@ -273,6 +276,34 @@ class SQLSpanExporter(SpanExporter):
         except Exception as exc:
             raise _classify(exc) from exc
 
+    def _attempt_isolating(self, rows: list[dict[str, Any]], rejected: list[int]) -> None:
+        """Write ``rows``; if the database refuses the batch, write them one by one and drop only the bad ones.
+
+        ``rejected[0]`` is set to the number of rows refused once the attempt as a whole succeeded. A retryable
+        failure in the middle re-raises: the retry writes the whole batch again, and rows already stored are
+        skipped by ``ON CONFLICT DO NOTHING``.
+        """
+        try:
+            self._attempt(rows)
+            return
+        except PermanentError:
+            if len(rows) == 1:
+                raise
+        refused = 0
+        reason = ""
+        for row in rows:
+            try:
+                self._attempt([row])
+            except PermanentError as exc:
+                refused += 1
+                reason = exc.reason
+        if refused == len(rows):
+            raise PermanentError(reason)
+        if refused:
+            _logger.warning("leanllm-otel sql: the store refused %d of %d event(s): %s", refused, len(rows), reason)
+            self.drops.add(refused, reason.split(":", 1)[0] or "rejected_by_database")
+        rejected[0] = refused
+
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         """One idempotent write of ``rows`` (see :meth:`event_to_row`), no retry and no drop accounting.
 
@@ -290,8 +321,9 @@ class SQLSpanExporter(SpanExporter):
             if self._shutdown:
                 self.drops.add(len(rows), "already_shutdown")
                 return SpanExportResult.FAILURE
-            if self.delivery.send(lambda: self._attempt(rows), len(rows)):
-                self.exported_count += len(rows)
+            rejected = [0]
+            if self.delivery.send(lambda: self._attempt_isolating(rows, rejected), len(rows)):
+                self.exported_count += len(rows) - rejected[0]
                 return SpanExportResult.SUCCESS
             return SpanExportResult.FAILURE
         except Exception:  # pragma: no cover - defensive: export must never raise
@@ -300,8 +332,8 @@ class SQLSpanExporter(SpanExporter):
 
     def migrate(self, timeout_s: float | None = None) -> None:
         """Upgrade the schema to head now (``auto_migrate`` does this lazily before the first write)."""
-        self._db.run(db.upgrade, timeout_s if timeout_s is not None else self._timeout_s)
-        self._schema_ready = True
+        self._schema_ready = False  # force a check even when auto_migrate is off
+        self._db.run(self._ensure_schema, timeout_s if timeout_s is not None else self._timeout_s)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -41,6 +41,7 @@ class Invocation:
     __slots__ = (
         "_ended",
         "event_id",
+        "guard_call",
         "mode",
         "operation",
         "record",
@@ -106,6 +107,9 @@ class Invocation:
             tools = kwargs.get("tools") or kwargs.get("functions")
             if tools is not None:
                 self.record.tools = tools
+        guard = telemetry.guard
+        # May end the span and raise LeanLLMGuardrailError (a refused call); the wrapper lets that through.
+        self.guard_call = None if guard is None else guard.begin(self, kwargs)
 
     # --- endings ---------------------------------------------------------------------------------------------
     def succeed(self, response: Any) -> None:

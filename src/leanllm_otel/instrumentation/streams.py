@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 
@@ -20,12 +20,15 @@ from leanllm_otel._internal import log_internal_error
 from leanllm_otel.instrumentation.attributes import semconv_provider, usage_attributes
 from leanllm_otel.instrumentation.invocation import Invocation
 
+if TYPE_CHECKING:
+    from leanllm_otel.guardrails.streaming import StreamMonitor
+
 
 class _StreamState:
     """Everything observed so far; cheap per-chunk work only (a few attribute reads, one append)."""
 
-    __slots__ = ("chunk_count", "chunks", "finish_reasons", "first_chunk_ns", "invocation", "response_id",
-                 "response_model", "usage")
+    __slots__ = ("chunk_count", "chunks", "finish_reasons", "first_chunk_ns", "invocation", "monitor",
+                 "response_id", "response_model", "usage")
 
     def __init__(self, invocation: Invocation) -> None:
         self.invocation = invocation
@@ -36,6 +39,8 @@ class _StreamState:
         self.finish_reasons: dict[int, str] = {}
         self.usage: Any = None
         self.chunks: list[Any] | None = [] if invocation.record is not None else None
+        guard_call = invocation.guard_call
+        self.monitor: StreamMonitor | None = None if guard_call is None else guard_call.monitor
 
     def observe(self, chunk: Any) -> None:
         try:
@@ -63,6 +68,15 @@ class _StreamState:
         except Exception:
             log_internal_error("observing a stream chunk")
 
+    def check(self, chunk: Any) -> BaseException | None:
+        """Enforcement only (``monitor`` set): the violation to raise instead of delivering ``chunk``."""
+        assert self.monitor is not None
+        try:
+            return self.monitor.feed(chunk)
+        except Exception:
+            log_internal_error("checking a stream chunk")
+            return None
+
     def end(self, outcome: str, exc: BaseException | None = None, stream: Any = None) -> None:
         invocation = self.invocation
         attributes: dict[str, Any] = {
@@ -79,6 +93,11 @@ class _StreamState:
             attributes[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
         if self.finish_reasons:
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+        if self.monitor is not None:
+            try:
+                attributes.update(self.monitor.end_attributes())
+            except Exception:
+                log_internal_error("recording stream findings")
         usage = usage_attributes(self.usage)
         if usage:
             attributes.update(usage)
@@ -137,6 +156,12 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finish(sc.STREAM_ERROR, exc)
             raise
         self._self_state.observe(chunk)
+        if self._self_state.monitor is not None:
+            violation = self._self_state.check(chunk)
+            if violation is not None:
+                self._self_finish(sc.STREAM_ERROR, violation)
+                self.close()
+                raise violation
         return chunk
 
     def close(self) -> None:
@@ -172,6 +197,12 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finish(sc.STREAM_ERROR, exc)
             raise
         self._self_state.observe(chunk)
+        if self._self_state.monitor is not None:
+            violation = self._self_state.check(chunk)
+            if violation is not None:
+                self._self_finish(sc.STREAM_ERROR, violation)
+                await self.aclose()
+                raise violation
         return chunk
 
     async def aclose(self) -> None:

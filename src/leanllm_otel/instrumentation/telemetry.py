@@ -15,6 +15,7 @@ from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.version import __version__
 
 if TYPE_CHECKING:
+    from leanllm_otel.guardrails.guard import Guard
     from leanllm_otel.instrumentation.invocation import Invocation
 
 EndListener = Callable[["Invocation", Span, "BaseException | None"], None]
@@ -67,6 +68,8 @@ class Telemetry:
         )
         self._listeners: tuple[EndListener, ...] = ()
         self._lock = threading.Lock()
+        # Opt-in guardrails (enforcement, budgets): consulted at span start only when not None.
+        self.guard: Guard | None = None
 
     def add_end_listener(self, listener: EndListener) -> None:
         with self._lock:

@@ -53,6 +53,26 @@ class PartPolicy(Protocol):
     def uri(self, value: str) -> str: ...
 
 
+def _is_label(value: str) -> bool:
+    return (
+        0 < len(value) <= 64 and value.isascii() and value.replace("_", "").replace("-", "").replace(".", "").isalnum()
+    )
+
+
+def label(value: Any) -> str:
+    """A part / tool ``type`` for export: identifier-like values as given, anything else ``"unknown"``."""
+    text = "" if value is None else str(getattr(value, "value", value))
+    return text if _is_label(text) else "unknown"
+
+
+def identifier(value: Any, policy: PartPolicy) -> str:
+    """A tool name: identifier-like names (what the APIs accept) as given; anything else through the policy."""
+    if value is None:
+        return ""
+    text = str(value)
+    return text if _is_label(text) else policy.text(text, content=False)
+
+
 def get(obj: Any, name: str) -> Any:
     """``obj[name]`` for mappings, ``obj.name`` for objects (LiteLLM's pydantic types); None when absent."""
     if obj is None:
@@ -151,7 +171,7 @@ def responses_input(value: Any, instructions: Any, policy: PartPolicy) -> Conver
         elif kind == "reasoning":
             conv.messages.append({"role": "assistant", "parts": _reasoning_summary(item, policy)})
         else:
-            conv.messages.append({"role": "user", "parts": [{"type": str(kind)}]})
+            conv.messages.append({"role": "user", "parts": [{"type": label(kind)}]})
     return conv
 
 
@@ -232,7 +252,7 @@ def content_part(item: Any, policy: PartPolicy) -> Part | None:
     if kind == "redacted_thinking":
         return {"type": "reasoning", "content": ""}
     # Unknown part types keep their type only: their fields may carry payloads we cannot vouch for.
-    return {"type": str(kind) if kind is not None else "unknown"}
+    return {"type": label(kind)}
 
 
 def media_from_url(url: str, modality: str, policy: PartPolicy) -> Part:
@@ -314,7 +334,7 @@ def tool_call_part(call_id: Any, name: Any, arguments: Any, policy: PartPolicy) 
     return {
         "type": "tool_call",
         "id": None if call_id is None else str(call_id),
-        "name": "" if name is None else str(name),
+        "name": identifier(name, policy),
         "arguments": None if arguments is None else policy.data(arguments),
     }
 
@@ -396,7 +416,7 @@ def responses_output(response: Any, policy: PartPolicy) -> list[Message]:
         elif kind == "reasoning":
             parts.extend(_reasoning_summary(item, policy))
         else:
-            parts.append({"type": str(kind)})
+            parts.append({"type": label(kind)})
     status = get(response, "status")
     if status == "failed":
         finish = "error"
@@ -523,7 +543,7 @@ def tool_definitions(tools: Any, policy: PartPolicy) -> list[dict[str, Any]]:
         function = get(tool, "function")
         source = function if function is not None else tool
         name = get(source, "name") or kind
-        definition: dict[str, Any] = {"type": str(kind), "name": str(name)}
+        definition: dict[str, Any] = {"type": label(kind), "name": identifier(name, policy)}
         description = get(source, "description")
         if isinstance(description, str):
             definition["description"] = policy.text(description, content=False)

@@ -1,0 +1,487 @@
+"""``Guard``: the one object the instrumentation consults, and the thread that does the guard's slow work.
+
+Hot path (caller's thread), only when a guard is installed (``Telemetry.guard is not None``):
+
+- :meth:`Guard.begin` at span start: the prompt check of the call's :class:`EnforcementPolicy`, admission against
+  ``block`` budgets, and a :class:`StreamMonitor` for streams whose policy stops on secrets. A refusal ends the span
+  (``leanllm.security.blocked``, ``block_reason``; error status, so it is always exported) and raises.
+- :meth:`Guard.on_end` (a Telemetry end listener): puts a reference to the ended span's attributes on a bounded
+  queue (full: dropped and counted). Nothing else.
+
+Guard thread: cost (LiteLLM's price map when the span has none), budget settlement and warnings, anomaly scoring,
+error bursts, alerts, guardrail events into the store. :class:`GuardExporter` (optional, on an export thread)
+copies what the guard thread concluded about a span (``leanllm.anomalies``, ``leanllm.budget.event``) onto it and
+alerts on the findings the content renderer produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from leanllm_otel import semconv as sc
+from leanllm_otel._internal import log_internal_error
+from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
+from leanllm_otel.guardrails.anomaly import AnomalyDetector
+from leanllm_otel.guardrails.budgets import BudgetEvent, BudgetLedger, BudgetManager, Reservation
+from leanllm_otel.guardrails.enforcement import check_prompt
+from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError
+from leanllm_otel.guardrails.policy import EnforcementPolicy, resolve_policy
+from leanllm_otel.guardrails.streaming import StreamMonitor
+from leanllm_otel.processing.detectors import SECRET, Detector, DetectorConfig, Severity
+
+if TYPE_CHECKING:
+    from leanllm_otel.instrumentation.invocation import Invocation
+    from leanllm_otel.instrumentation.telemetry import Telemetry
+
+__all__ = ["CallGuard", "ErrorBurst", "Guard", "GuardExporter", "call_labels"]
+
+_logger = logging.getLogger(__name__)
+
+_CONTEXT_LABELS = (
+    ("user_id", sc.LEANLLM_USER_ID),
+    ("feature", sc.LEANLLM_FEATURE),
+    ("session_id", sc.LEANLLM_SESSION_ID),
+    ("environment", sc.LEANLLM_ENVIRONMENT),
+    ("model", sc.GEN_AI_REQUEST_MODEL),
+)
+
+
+def call_labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
+    """What budgets and baselines match on: the call's labels, plus user_id/feature/session_id/environment/model."""
+    attributes = attributes or {}
+    prefix = sc.LEANLLM_LABEL_PREFIX
+    labels = {key[len(prefix) :]: str(value) for key, value in attributes.items() if key.startswith(prefix)}
+    for name, attribute in _CONTEXT_LABELS:
+        value = attributes.get(attribute)
+        if value is not None and name not in labels:
+            labels[name] = str(value)
+    return labels
+
+
+@dataclass(frozen=True)
+class ErrorBurst:
+    """Alert when ``threshold`` calls to one model fail within ``window_s``."""
+
+    threshold: int = 10
+    window_s: float = 60.0
+
+
+class CallGuard:
+    """What the guard keeps for one admitted call."""
+
+    __slots__ = ("monitor", "reservations")
+
+    def __init__(self, monitor: StreamMonitor | None, reservations: tuple[Reservation, ...]) -> None:
+        self.monitor = monitor
+        self.reservations = reservations
+
+
+_STOP = object()
+
+
+class Guard:
+    """Enforcement, budgets, anomalies and alerts for instrumented calls. Install with :meth:`attach`."""
+
+    def __init__(
+        self,
+        *,
+        policy: EnforcementPolicy | None = None,
+        budgets: BudgetManager | None = None,
+        alerts: AlertDispatcher | None = None,
+        anomalies: AnomalyDetector | None = None,
+        detector: Detector | None = None,
+        error_burst: ErrorBurst | None = ErrorBurst(),
+        finding_alert_at: Severity = Severity.HIGH,
+        events_ledger: BudgetLedger | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.policy = policy if policy is not None and policy.enabled else None
+        self.budgets = budgets
+        self.alerts = alerts
+        self.anomalies = anomalies
+        self.error_burst = error_burst
+        self.finding_alert_at = finding_alert_at
+        self.events_ledger = events_ledger if events_ledger is not None else (budgets.ledger if budgets else None)
+        self._detector = detector
+        self._secrets: Detector | None = None
+        self._detector_lock = threading.Lock()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size))
+        self._lock = threading.Condition()
+        self._pending: set[int] = set()
+        self._results: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._errors: dict[str, deque[float]] = {}
+        self.counters = {"processed": 0, "queue_full": 0, "blocked": 0, "anomalies": 0, "budget_events": 0}
+        self._telemetries: list[Telemetry] = []
+        self._thread = threading.Thread(target=self._run, name="leanllm-guard", daemon=True)
+        self._thread.start()
+
+    # --- wiring ---------------------------------------------------------------------------------------------
+    def attach(self, target: Any) -> Guard:
+        """Install on a ``Telemetry``, a ``LeanLLMInstrumentor`` or a ``Pipeline`` (its instrumentor)."""
+        telemetry = _telemetry_of(target)
+        telemetry.guard = self
+        telemetry.add_end_listener(self.on_end)
+        self._telemetries.append(telemetry)
+        return self
+
+    def detach(self) -> None:
+        for telemetry in self._telemetries:
+            if telemetry.guard is self:
+                telemetry.guard = None
+            telemetry.remove_end_listener(self.on_end)
+        self._telemetries.clear()
+
+    def wrap_exporter(self, exporter: SpanExporter, wait_s: float = 1.0) -> GuardExporter:
+        """An exporter that adds this guard's conclusions to each span before ``exporter`` sees it."""
+        return GuardExporter(exporter, self, wait_s)
+
+    # --- detectors ------------------------------------------------------------------------------------------
+    def detector(self) -> Detector:
+        if self._detector is None:
+            with self._detector_lock:
+                if self._detector is None:
+                    from leanllm_otel.processing.detectors import default_detector
+
+                    self._detector = default_detector()
+        return self._detector
+
+    def secrets_detector(self) -> Detector:
+        if self._secrets is None:
+            with self._detector_lock:
+                if self._secrets is None:
+                    base = self._detector.config if self._detector is not None else DetectorConfig()
+                    self._secrets = Detector(
+                        DetectorConfig(allowlist=base.allowlist, enabled_categories=frozenset({SECRET}))
+                    )
+        return self._secrets
+
+    # --- caller's thread ------------------------------------------------------------------------------------
+    def begin(self, invocation: Invocation, kwargs: Mapping[str, Any]) -> CallGuard | None:
+        """At span start: refuse (end the span, raise) or admit the call; the per-call state, if any."""
+        policy = resolve_policy(kwargs, self.policy)
+        monitor: StreamMonitor | None = None
+        if policy is not None:
+            if policy.checks_prompt:
+                violation = check_prompt(policy, self.detector(), kwargs)
+                if violation is not None:
+                    self._refuse(invocation, violation, {
+                        sc.LEANLLM_SECURITY_FINDINGS: json.dumps(dict.fromkeys(violation.findings, 1)),
+                        sc.LEANLLM_SECURITY_FINDING_TYPES: list(violation.findings),
+                    })
+            if policy.checks_stream and invocation.stream:
+                monitor = StreamMonitor(
+                    self.detector(), self.secrets_detector(),
+                    stop_on_secret=policy.stop_stream_on_secret, window_chars=policy.scan_window_chars,
+                )
+        reservations: tuple[Reservation, ...] = ()
+        if self.budgets is not None and self.budgets.blocking:
+            labels = call_labels(getattr(invocation.span, "attributes", None))
+            try:
+                reservations = self.budgets.admit(labels)
+            except LeanLLMBudgetExceeded as exc:
+                self._refuse(invocation, exc, {sc.LEANLLM_BUDGET_EVENT: f"blocked:{exc.budget}"})
+        if monitor is None and not reservations:
+            return None
+        return CallGuard(monitor, reservations)
+
+    def _refuse(self, invocation: Invocation, exc: LeanLLMGuardrailError, extra: dict[str, Any]) -> None:
+        attributes = {sc.LEANLLM_SECURITY_BLOCKED: True, sc.LEANLLM_SECURITY_BLOCK_REASON: exc.reason, **extra}
+        invocation.fail(exc, attributes)
+        raise exc
+
+    def on_end(self, invocation: Invocation, span: Any, exc: BaseException | None) -> None:
+        """Telemetry end listener: hand the ended span's attributes to the guard thread."""
+        context = span.get_span_context()
+        call = getattr(invocation, "guard_call", None)
+        item = (span.attributes, context.span_id, exc is not None, call.reservations if call is not None else ())
+        with self._lock:
+            self._pending.add(context.span_id)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self._pending.discard(context.span_id)
+                self.counters["queue_full"] += 1
+            if call is not None and call.reservations and self.budgets is not None:
+                self.budgets.release(call.reservations)
+
+    # --- guard thread ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            attributes, span_id, failed, reservations = item
+            result: dict[str, Any] = {}
+            try:
+                result = self._process(attributes or {}, failed, reservations)
+            except Exception:
+                log_internal_error("guardrail processing")
+            finally:
+                with self._lock:
+                    self._pending.discard(span_id)
+                    self._results[span_id] = result
+                    while len(self._results) > 10_000:
+                        self._results.popitem(last=False)
+                    self.counters["processed"] += 1
+                    self._lock.notify_all()
+
+    def _process(self, attrs: Mapping[str, Any], failed: bool, reservations: Sequence[Reservation]) -> dict[str, Any]:
+        labels = call_labels(attrs)
+        model = str(attrs.get(sc.GEN_AI_REQUEST_MODEL) or attrs.get(sc.GEN_AI_RESPONSE_MODEL) or "")
+        event_id = attrs.get(sc.LEANLLM_REQUEST_ID)
+        out: dict[str, Any] = {}
+        rows: list[dict[str, Any]] = []
+        now = datetime.now(timezone.utc)
+        blocked = bool(attrs.get(sc.LEANLLM_SECURITY_BLOCKED))
+        reason = attrs.get(sc.LEANLLM_SECURITY_BLOCK_REASON)
+        cost = cost_of(attrs)
+
+        if blocked:
+            self.counters["blocked"] += 1
+            budget_event = str(attrs.get(sc.LEANLLM_BUDGET_EVENT) or "")
+            if budget_event.startswith("blocked:"):
+                name = budget_event.split(":", 1)[1]
+                rows.append(_row(now, "budget_blocked", name, None, model, event_id, None, None, {}))
+                self._alert(Alert(BUDGET, Severity.HIGH, f"budget_blocked:{name}",
+                                  f"Budget {name} exhausted: a call to {model or 'an LLM'} was refused",
+                                  {"budget": name, "model": model}))
+            else:
+                types = list(attrs.get(sc.LEANLLM_SECURITY_FINDING_TYPES) or ())
+                self._alert(Alert(BLOCKED, Severity.HIGH, f"blocked:{reason}",
+                                  f"Blocked by policy ({reason}) on {model or 'an LLM call'}",
+                                  {"reason": reason, "finding_types": ", ".join(types), "model": model,
+                                   "event_id": event_id}))
+        else:
+            self._finding_alert(attrs, model, event_id)
+
+        if self.budgets is not None and (cost or reservations):
+            for event in self.budgets.settle(labels, cost or 0.0, reservations):
+                self.counters["budget_events"] += 1
+                rows.append(_row(now, f"budget_{event.kind}", event.budget, event.key, model, event_id,
+                                 event.spent_usd, event.limit_usd, {"window_s": event.window_s,
+                                                                    "action": event.action}))
+                self._alert(_budget_alert(event, model))
+                out[sc.LEANLLM_BUDGET_EVENT] = ",".join(
+                    filter(None, [out.get(sc.LEANLLM_BUDGET_EVENT), f"{event.kind}:{event.budget}"])
+                )
+
+        if self.anomalies is not None and not blocked:
+            metrics = {
+                "latency_ms": _num(attrs.get(sc.LEANLLM_LATENCY_MS)),
+                "cost_usd": cost,
+                "total_tokens": _tokens(attrs),
+            }
+            found = self.anomalies.observe(model, labels, metrics, failed)
+            if found:
+                self.counters["anomalies"] += len(found)
+                out[sc.LEANLLM_ANOMALIES] = sorted({a.kind for a in found})
+            for anomaly in found:
+                rows.append(_row(now, "anomaly", anomaly.kind, anomaly.key, model, event_id, anomaly.value,
+                                 anomaly.baseline, {"score": round(anomaly.score, 2)}))
+                self._alert(Alert(ANOMALY, Severity.MEDIUM if anomaly.kind != "error_rate_spike" else Severity.HIGH,
+                                  f"anomaly:{anomaly.kind}:{anomaly.key}",
+                                  f"{anomaly.kind} on {anomaly.key}: {anomaly.value:.4g} vs baseline "
+                                  f"{anomaly.baseline:.4g} ({anomaly.score:.1f} sigma)",
+                                  {"model": model, "value": anomaly.value, "baseline": anomaly.baseline,
+                                   "score": round(anomaly.score, 2), "event_id": event_id}))
+
+        if failed and not blocked and self.error_burst is not None:
+            self._error_burst(model, attrs.get(sc.ERROR_TYPE))
+
+        if rows and self.events_ledger is not None:
+            try:
+                self.events_ledger.record_events(rows)
+            except Exception:
+                _logger.warning("leanllm-otel: guardrail events not stored", exc_info=True)
+        return out
+
+    def _finding_alert(self, attrs: Mapping[str, Any], model: str, event_id: Any) -> None:
+        severity_name = attrs.get(sc.LEANLLM_SECURITY_MAX_SEVERITY)
+        types = attrs.get(sc.LEANLLM_SECURITY_FINDING_TYPES)
+        if not severity_name or not types:
+            return
+        try:
+            severity = Severity[str(severity_name)]
+        except KeyError:
+            return
+        if severity < self.finding_alert_at:
+            return
+        names = sorted(str(t) for t in types)
+        self._alert(Alert(FINDING, severity, f"finding:{','.join(names)}",
+                          f"{severity.name} security finding(s) {', '.join(names)} on {model or 'an LLM call'}",
+                          {"finding_types": ", ".join(names), "model": model, "event_id": event_id}))
+
+    def _error_burst(self, model: str, error_type: Any) -> None:
+        burst = self.error_burst
+        assert burst is not None
+        now = time.monotonic()
+        window = self._errors.setdefault(model, deque(maxlen=burst.threshold))
+        window.append(now)
+        if len(window) >= burst.threshold and now - window[0] <= burst.window_s:
+            self._alert(Alert(ERROR_BURST, Severity.HIGH, f"error_burst:{model}",
+                              f"{len(window)} failed calls to {model or 'an LLM'} within {now - window[0]:.0f} s",
+                              {"model": model, "last_error_type": str(error_type), "window_s": burst.window_s}))
+            window.clear()
+
+    def _alert(self, alert: Alert) -> None:
+        if self.alerts is not None:
+            self.alerts.emit(alert)
+
+    # --- results, lifecycle ---------------------------------------------------------------------------------
+    def results_for(self, span_id: int, wait_s: float = 0.0) -> dict[str, Any]:
+        """What the guard thread added for this span (waits up to ``wait_s`` while it is still queued)."""
+        deadline = time.monotonic() + wait_s
+        with self._lock:
+            while span_id in self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._lock.wait(remaining)
+            return dict(self._results.get(span_id, {}))
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued call is processed (and its alerts are handed to the dispatcher)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+        if self.alerts is not None:
+            return self.alerts.flush(max(0.0, deadline - time.monotonic()))
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Detach, process what is queued, stop the thread, close alerts and the ledger."""
+        self.detach()
+        self.flush(timeout_s)
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_STOP, timeout=1.0)
+        self._thread.join(timeout_s)
+        if self.alerts is not None:
+            self.alerts.close(timeout_s)
+        if self.budgets is not None:
+            self.budgets.ledger.close()
+        elif self.events_ledger is not None:
+            self.events_ledger.close()
+
+
+def _telemetry_of(target: Any) -> Telemetry:
+    from leanllm_otel.instrumentation.telemetry import Telemetry
+
+    if isinstance(target, Telemetry):
+        return target
+    instrumentor = getattr(target, "instrumentor", target)
+    telemetry = getattr(instrumentor, "telemetry", None)
+    if not isinstance(telemetry, Telemetry):
+        raise ValueError("Guard.attach needs a Telemetry, an instrumented LeanLLMInstrumentor or a Pipeline")
+    return telemetry
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _tokens(attrs: Mapping[str, Any]) -> float | None:
+    total = _num(attrs.get(sc.LEANLLM_TOTAL_TOKENS))
+    if total is not None:
+        return total
+    parts = [_num(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)), _num(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))]
+    known = [p for p in parts if p is not None]
+    return sum(known) if known else None
+
+
+def cost_of(attrs: Mapping[str, Any]) -> float | None:
+    """``leanllm.cost.usd``, else LiteLLM's price map on the usage (None for models it has no price for)."""
+    cost = _num(attrs.get(sc.LEANLLM_COST_USD))
+    if cost is not None:
+        return cost
+    input_tokens = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+    output_tokens = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
+    if not isinstance(input_tokens, int) or not isinstance(model, str):
+        return None
+    try:
+        import litellm
+
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=input_tokens,
+            completion_tokens=output_tokens if isinstance(output_tokens, int) else 0,
+        )
+        return float(prompt_cost) + float(completion_cost)
+    except Exception:
+        return None
+
+
+def _budget_alert(event: BudgetEvent, model: str) -> Alert:
+    severity = Severity.HIGH if event.kind == "exceeded" or event.spent_usd >= event.limit_usd else Severity.MEDIUM
+    verb = {"warn": "reached its warning level", "exceeded": "is exhausted", "blocked": "refused a call"}[event.kind]
+    return Alert(BUDGET, severity, f"budget_{event.kind}:{event.key}",
+                 f"Budget {event.key} {verb}: ${event.spent_usd:.4f} of ${event.limit_usd:.4f} "
+                 f"in {event.window_s:g} s",
+                 {"budget": event.budget, "key": event.key, "spent_usd": round(event.spent_usd, 6),
+                  "limit_usd": event.limit_usd, "action": event.action, "model": model})
+
+
+def _row(now: datetime, kind: str, name: str, key: str | None, model: str, event_id: Any, value: float | None,
+         threshold: float | None, details: Mapping[str, Any]) -> dict[str, Any]:
+    return {"timestamp": now, "kind": kind, "name": name, "key": key, "model": model or None,
+            "event_id": str(event_id) if event_id is not None else None, "value": value, "threshold": threshold,
+            "details": dict(details)}
+
+
+class GuardExporter(SpanExporter):
+    """Adds the guard's conclusions to LLM spans (export thread), then hands them to ``exporter``."""
+
+    def __init__(self, exporter: SpanExporter, guard: Guard, wait_s: float = 1.0) -> None:
+        self.exporter = exporter
+        self.guard = guard
+        self.wait_s = wait_s
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        out: list[ReadableSpan] = []
+        for span in spans:
+            attributes = span.attributes or {}
+            if sc.LEANLLM_REQUEST_ID not in attributes or span.context is None:
+                out.append(span)
+                continue
+            try:
+                extra = self.guard.results_for(span.context.span_id, self.wait_s)
+                if not attributes.get(sc.LEANLLM_SECURITY_BLOCKED):
+                    self.guard._finding_alert(attributes, str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or ""),
+                                              attributes.get(sc.LEANLLM_REQUEST_ID))
+            except Exception:
+                log_internal_error("adding guardrail results")
+                extra = {}
+            out.append(_with_attributes(span, extra) if extra else span)
+        return self.exporter.export(out)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def _with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes={**(span.attributes or {}), **extra}, events=span.events, links=span.links, kind=span.kind,
+        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
