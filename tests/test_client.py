@@ -309,7 +309,6 @@ def test_sixteen_threads_keep_contexts_chains_and_ring_buffer(
     make_client: Callable[..., LeanLLM], openai_server: Any
 ) -> None:
     calls_per_thread = 4
-    client = make_client(auto_chain=True, last_event_buffer=256)
     seen: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
 

@@ -327,6 +327,8 @@ def _output_messages(output: Any) -> list[Any]:
     """Assistant messages from a LiteLLM response, semconv output messages, a message dict or plain text."""
     if output is None:
         return []
+    if isinstance(output, str):
+        return [{"role": "assistant", "content": output}]
     choices = _get(output, "choices") if not isinstance(output, (str, Sequence)) else None
     if choices:
         messages = []

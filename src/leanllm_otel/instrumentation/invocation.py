@@ -117,6 +117,10 @@ class Invocation:
             return
         try:
             attributes = response_attributes(response)
+        except Exception:
+            attributes = {}  # the span still ends (and is counted); only the response fields are missing
+            log_internal_error("reading a response")
+        try:
             if self.record is not None:
                 self.record.response = response
             self._end(attributes, None)
@@ -150,16 +154,26 @@ class Invocation:
         self._ended = True
         end_ns = time.time_ns()
         span = self.span
+        try:
+            self._record_end(span, attributes, exc, end_ns)
+        finally:
+            # Whatever failed above, the span ends exactly once, an error still as an error: a span left open
+            # would be an event lost without a count.
+            if exc is not None:
+                current = getattr(span, "status", None)
+                if current is None or current.status_code is not StatusCode.ERROR:
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            with handing_over(self.record):
+                span.end(end_time=end_ns)
+        self.telemetry.notify_end(self, span, exc)
+
+    def _record_end(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int) -> None:
         latency_ms = (end_ns - self.start_ns) / 1e6
         attributes[sc.LEANLLM_LATENCY_MS] = latency_ms
         error_type: str | None = None
         if exc is not None:
             error_type = type(exc).__name__
             attributes[sc.ERROR_TYPE] = error_type
-            attributes[sc.LEANLLM_ERROR_KIND] = error_kind(exc).value
-            status = status_code_of(exc)
-            if status is not None:
-                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
             # The message may echo the prompt: it travels in the record, and the export thread adds it in the
             # form the redaction mode allows. The span itself only says what kind of error this was.
             record = self.record
@@ -174,13 +188,14 @@ class Invocation:
             record.error_message = str(exc)
             span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
             span.set_status(Status(StatusCode.ERROR, error_type))
+            attributes[sc.LEANLLM_ERROR_KIND] = error_kind(exc).value
+            status = status_code_of(exc)
+            if status is not None:
+                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
         if self.sampled or exc is not None:
             chain_advance(self.telemetry, self.event_id)
         self.telemetry.record_metrics(self.operation, span, attributes, latency_ms / 1000.0, error_type)
-        with handing_over(self.record):
-            span.end(end_time=end_ns)
-        self.telemetry.notify_end(self, span, exc)
 
 
 def _rate_and_mode(

@@ -1,0 +1,47 @@
+"""Every script in examples/ runs as a user would run it, and shows what it promises."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    for variable in list(env):
+        if variable.startswith(("LEANLLM_", "OTEL_")) or variable == "PYTEST_CURRENT_TEST":
+            env.pop(variable)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+    result = _run("demo.py", "--database-url", f"sqlite:///{database}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "completion: Hello from the loopback provider!" in out
+    assert "stream:     Hello from the loopback provider!" in out
+    assert "RateLimitError" in out
+    assert "leanllm-otel logs" in out and "leanllm-otel stats" in out
+    assert "error:rate_limit" in out  # the error event is listed by the CLI
+
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT status, stream, correlation_id FROM leanllm_events").fetchall()
+    assert len(rows) == 4
+    assert sorted(status for status, _, _ in rows) == ["error", "ok", "ok", "ok"]
+    assert sum(1 for _, stream, _ in rows if stream) == 1
+    assert len({cid for _, _, cid in rows}) == 1  # one trace() block, one correlation id
+    # Content capture is on in the demo, in the default `redacted` form: the planted email never reaches the file.
+    assert b"ada@example.com" not in database.read_bytes()
