@@ -22,7 +22,6 @@ import json
 import os
 import random
 import selectors
-import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 import peers as peer_venvs  # noqa: E402
 import report  # noqa: E402
+
 from support import LeanLLMServiceServer, OTLPReceiver, PostgresServer  # noqa: E402
 from support import openai_server as _openai_server  # noqa: E402
 
@@ -223,7 +223,8 @@ def build_cases(args: argparse.Namespace, configs: dict[str, Config]) -> list[Ca
         calls = n if size <= 100 * KB else max(2, n // 2)
         cases.append(Case("prompt_size", "mock_sync", ["bare", "ours_in", "ours_redacted"], calls, prompt_bytes=size))
     for threads in (1, 8) if quick else (1, 8, 32):
-        cases.append(Case("threads", "mock_sync", ["bare", "ours_in"], max(n, threads * (1 if quick else 8)), threads=threads))
+        calls = max(n, threads * (1 if quick else 8))
+        cases.append(Case("threads", "mock_sync", ["bare", "ours_in"], calls, threads=threads))
     for tasks in (1, 10) if quick else (1, 100, 1000):
         cases.append(Case("tasks", "mock_async", ["bare", "ours_in"], max(n, tasks), tasks=tasks))
     return cases
@@ -320,13 +321,13 @@ def run_throughput(args: argparse.Namespace, log: list[str]) -> list[dict[str, A
         for sink in ("sqlite", "postgresql", "service", "otlp"):
             if sink not in targets:
                 continue
-            for queue in (None, small_queue):
+            for mode, queue in (("pipeline", None), ("pipeline", small_queue), ("export", None)):
                 target = targets[sink]
                 if sink == "postgresql" and postgres is not None:
                     target = postgres.create_database()
                 service.clear()
                 receiver.clear()
-                options = {"sink": sink, "n": n, "queue_max_size": queue, "target": target}
+                options = {"sink": sink, "n": n, "queue_max_size": queue, "target": target, "mode": mode}
                 env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LEANLLM_"))}
                 try:
                     done = subprocess.run(
@@ -335,7 +336,7 @@ def run_throughput(args: argparse.Namespace, log: list[str]) -> list[dict[str, A
                     )
                     result = json.loads(done.stdout.strip().splitlines()[-1])
                 except Exception as exc:
-                    log.append(f"throughput {sink} queue={queue}: failed: {exc}")
+                    log.append(f"throughput {sink} {mode} queue={queue}: failed: {exc}")
                     continue
                 if sink == "service":
                     result["received"] = len(service.events)
@@ -343,7 +344,8 @@ def run_throughput(args: argparse.Namespace, log: list[str]) -> list[dict[str, A
                     result["received"] = len(receiver.spans)
                 results.append(result)
                 print(
-                    f"  throughput {sink:<10} queue={queue or 'default':<7} {result['events_per_s']:>9.0f} ev/s "
+                    f"  throughput {sink:<10} {mode:<8} queue={queue or 'default':<7} "
+                    f"{result['events_per_s']:>9.0f} ev/s "
                     f"dropped={result['dropped']} peak_rss={result['peak_rss_kb'] / 1024:.0f} MiB",
                     flush=True,
                 )
@@ -361,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="skip the peer instrumentations")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL throughput run")
     parser.add_argument("--no-throughput", action="store_true", help="skip the export throughput runs")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    parser.add_argument("--calls", type=int, default=40, help="calls per block (default 40)")
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    parser.add_argument("--calls", type=int, default=20, help="calls per block (default 20)")
     parser.add_argument("--spans", type=int, default=100_000, help="spans per throughput run (default 100,000)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a worker may take for one block")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -34,6 +33,15 @@ sys.stdout = sys.stderr
 def _rss_kb() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that over from the parent across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 def _attributes() -> dict[str, Any]:
@@ -72,10 +80,11 @@ def _end_attributes() -> dict[str, Any]:
 
 
 def run(options: dict[str, Any]) -> dict[str, Any]:
-    import leanllm_otel
-    from leanllm_otel import semconv as sc
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
+
+    import leanllm_otel
+    from leanllm_otel import semconv as sc
 
     sink: str = options["sink"]
     n = int(options["n"])
@@ -83,6 +92,8 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("queue_max_size"):
         overrides["queue_max_size"] = int(options["queue_max_size"])
         overrides["batch_size"] = min(int(options["queue_max_size"]), 512)
+    if options.get("batch_size"):
+        overrides["batch_size"] = int(options["batch_size"])
     target = options.get("target")
     tmp = tempfile.mkdtemp(prefix="leanllm-throughput-")
     if sink == "sqlite":
@@ -145,7 +156,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "exported": exported,
         "stored_rows": stored,
         "kept": counters.get("kept"),
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": _peak_rss_kb(),
         "rss_samples_kb": rss_samples,
     }
 
@@ -153,14 +164,15 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
 def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> dict[str, Any]:
     """The export path alone: spans are made first (untimed), then one thread renders, maps and writes them in
     batches of ``batch_size``, as the batch worker would, with no producer competing for the GIL."""
-    from leanllm_otel import semconv as sc
-    from leanllm_otel.config import LeanLLMConfig
-    from leanllm_otel.pipeline import otlp_exporter_from_env, persistence_exporter
-    from leanllm_otel.processing.processor import LeanLLMSpanProcessor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import SpanKind
+
+    from leanllm_otel import semconv as sc
+    from leanllm_otel.config import LeanLLMConfig
+    from leanllm_otel.pipeline import otlp_exporter_from_env, persistence_exporter
+    from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 
     config = LeanLLMConfig.from_env(**overrides)
     processor = LeanLLMSpanProcessor()
@@ -215,7 +227,7 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
         "dropped": failed,
         "exported": exported,
         "stored_rows": stored,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kb": _peak_rss_kb(),
         "rss_samples_kb": rss_samples,
     }
 

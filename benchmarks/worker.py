@@ -21,9 +21,9 @@ whole block (all threads) including flushing the exporter at its end, so export 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import resource
 import sys
 import tempfile
 import threading
@@ -48,6 +48,15 @@ def prompt_of(size: int) -> str:
     """A deterministic prompt of ``size`` bytes with some PII and a secret-looking token in it."""
     text = _SENTENCE * (size // len(_SENTENCE) + 1)
     return text[:size]
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that over from the parent across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 class Setup:
@@ -170,10 +179,8 @@ def _versions(names: tuple[str, ...]) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for name in names:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -384,7 +391,7 @@ def main() -> None:
             elif op == "info":
                 answer = {
                     "versions": setup.versions(),
-                    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    "maxrss_kb": _peak_rss_kb(),
                 }
             else:
                 answer = {"error": f"unknown op {op!r}"}

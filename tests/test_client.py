@@ -12,13 +12,13 @@ from typing import Any
 import litellm
 import pytest
 from opentelemetry import trace as trace_api
-from test_client_support import MODEL, aask, ask, clean_env, make_client  # noqa: F401 - fixtures
 
 import leanllm_otel
 from leanllm_otel import LeanLLM, LeanLLMConfig, LeanLLMContext, trace, use_context
 from leanllm_otel.client import ClientClosedError, PersistenceUnavailableError
 from leanllm_otel.context import reset_chain
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from test_client_support import MODEL, aask, ask, clean_env_fixture, make_client_fixture  # noqa: F401 - fixtures
 
 
 def _instrumented() -> bool:

@@ -1,4 +1,4 @@
-"""Fixtures and helpers shared by the LeanLLM client tests (imported by ``test_client*.py`` and the seed tests).
+"""Fixtures ``clean_env`` and ``make_client`` (import the ``*_fixture`` functions) and helpers for the client tests.
 
 Every client made here is closed at teardown, and the test fails if LiteLLM is left instrumented.
 """
@@ -21,17 +21,17 @@ MODEL = "openai/gpt-4o-mini"
 USER = [{"role": "user", "content": "Say hi."}]
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(name="clean_env")
+def clean_env_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """No stray ``LEANLLM_*`` / OTLP variables reach ``LeanLLMConfig.from_env()``."""
     for variable in list(os.environ):
-        if variable in ENV_VARS.values() or variable.startswith(("LEANLLM_", "OTEL_EXPORTER_OTLP", "OTEL_TRACES")):
-            if variable != "LEANLLM_INTERNAL_ERRORS":
-                monkeypatch.delenv(variable, raising=False)
+        ours = variable in ENV_VARS.values() or variable.startswith(("LEANLLM_", "OTEL_EXPORTER_OTLP", "OTEL_TRACES"))
+        if ours and variable != "LEANLLM_INTERNAL_ERRORS":
+            monkeypatch.delenv(variable, raising=False)
 
 
-@pytest.fixture
-def make_client(clean_env: None, sqlite_url: str) -> Iterator[Callable[..., LeanLLM]]:
+@pytest.fixture(name="make_client")
+def make_client_fixture(clean_env: None, sqlite_url: str) -> Iterator[Callable[..., LeanLLM]]:
     """``make_client(hooks..., api_key=..., **LeanLLMConfig fields)``; SQLite store in tmp unless overridden.
 
     Pass ``config=`` to use a config as is. Teardown closes every client and checks LiteLLM is uninstrumented.

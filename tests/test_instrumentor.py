@@ -12,7 +12,8 @@ import wrapt
 from litellm.integrations.custom_logger import CustomLogger
 from opentelemetry.trace import SpanKind, StatusCode
 
-from leanllm_otel import CallOptions, LeanLLMContext, LeanLLMInstrumentor, semconv as sc, use_call_options, use_context
+from leanllm_otel import CallOptions, LeanLLMContext, LeanLLMInstrumentor, use_call_options, use_context
+from leanllm_otel import semconv as sc
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 
@@ -176,7 +177,8 @@ async def test_async_operations_are_traced_once(instrumented: Any, openai_server
 
 
 def test_reference_taken_before_instrument_is_traced(make_instrumented: Any) -> None:
-    from litellm import acompletion as early_acompletion, completion as early_completion
+    from litellm import acompletion as early_acompletion
+    from litellm import completion as early_completion
 
     assert not isinstance(early_completion, wrapt.FunctionWrapper)
     inst = make_instrumented()
@@ -324,8 +326,11 @@ async def test_httpx_client_spans_nest_under_the_llm_span_async(
     # LiteLLM's async clients default to its aiohttp transport, which the httpx instrumentation cannot see.
     monkeypatch.setattr(litellm, "disable_aiohttp_transport", True)
     litellm.in_memory_llm_clients_cache.flush_cache()
-    await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=openai_server.base_url,
-                              api_key="sk-test")
+    try:
+        await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=openai_server.base_url,
+                                  api_key="sk-test")
+    finally:
+        litellm.in_memory_llm_clients_cache.flush_cache()  # later tests get LiteLLM's default clients again
     llm, http = _http_children(httpx_spans)
     assert len(http) == 1
     assert http[0].parent.span_id == llm.context.span_id
@@ -434,3 +439,147 @@ def test_concurrent_async_calls_each_get_their_own_span(instrumented: Any) -> No
 
     asyncio.run(main())
     assert len(instrumented.all_llm_spans()) == 5
+
+
+# --- credentials are never recorded ---------------------------------------------------------------------------
+
+MARKER = "PLANTEDSECRET9f3a"
+
+
+def _everything_exported(inst: Any) -> str:
+    """Every attribute, event, status and link of every span, exported or not, as one string."""
+    parts: list[str] = []
+    for span in [*inst.spans(), *inst.unfiltered.get_finished_spans()]:
+        parts.append(span.name)
+        parts.append(repr(dict(span.attributes or {})))
+        parts.append(repr(span.status.description))
+        parts.extend(repr((e.name, dict(e.attributes or {}))) for e in span.events)
+    for name in (sc.METRIC_OPERATION_DURATION, sc.METRIC_TOKEN_USAGE):
+        parts.extend(repr(dict(p.attributes)) for p in inst.metric_points(name))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"capture_content": True}, {"capture_content": True, "explicit_redaction_mode": "full"}],
+    ids=["metadata", "redacted", "full"],
+)
+async def test_credentials_never_reach_any_span(make_instrumented: Any, openai_server: Any,
+                                                settings: dict[str, Any]) -> None:
+    from leanllm_otel import RedactionMode
+
+    if "explicit_redaction_mode" in settings:
+        settings = {**settings, "explicit_redaction_mode": RedactionMode.parse(settings["explicit_redaction_mode"])}
+    inst = make_instrumented(**settings)
+    host = openai_server.base_url.split("://", 1)[1]
+    secret_kwargs = {
+        "api_key": f"sk-{MARKER}",
+        "extra_headers": {"Authorization": f"Bearer {MARKER}", "X-Api-Key": MARKER},
+        "client_secret": MARKER,
+        "aws_secret_access_key": MARKER,
+        "password": MARKER,
+    }
+    # user-info in api_base
+    litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=f"http://user:{MARKER}@{host}",
+                       **secret_kwargs)
+    await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=openai_server.base_url,
+                              stream=False, **secret_kwargs)
+    list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, api_base=openai_server.base_url,
+                            stream=True, **secret_kwargs))
+    litellm.embedding(model="openai/text-embedding-3-small", input=["x"], api_base=openai_server.base_url,
+                      **secret_kwargs)
+    # a key in the api_base query string (the OpenAI SDK then builds a URL the server cannot route: an error)
+    with pytest.raises(litellm.APIError.__mro__[1]):  # any openai.APIError subclass LiteLLM maps it to
+        litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, max_retries=0,
+                           api_base=f"{openai_server.base_url}?key={MARKER}", **secret_kwargs)
+    # an authentication failure, where providers like to echo what they were sent
+    with pytest.raises(litellm.AuthenticationError):
+        litellm.completion(model="openai/err-401", messages=MESSAGES, api_base=openai_server.base_url,
+                           max_retries=0, **secret_kwargs)
+    assert MARKER in repr([r.headers for r in openai_server.requests])  # the secrets really were sent
+    assert len(inst.all_llm_spans()) == 6
+    dumped = _everything_exported(inst)
+    assert sc.SERVER_ADDRESS in dumped  # the dump covers the attributes
+    assert MARKER not in dumped
+
+
+# --- fail-open --------------------------------------------------------------------------------------------------
+
+
+def _broken(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("telemetry bug")
+
+
+def test_telemetry_bug_is_logged_and_swallowed_in_production(
+    instrumented: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from leanllm_otel.instrumentation import invocation
+
+    monkeypatch.setenv("LEANLLM_INTERNAL_ERRORS", "log")
+    monkeypatch.setattr(invocation, "response_attributes", _broken)
+    with caplog.at_level("ERROR", logger="leanllm_otel"):
+        result = litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="unchanged")
+    assert result.choices[0].message.content == "unchanged"
+    assert "leanllm-otel internal error" in caplog.text
+    assert "telemetry bug" in caplog.text
+    # The span still ended, without the response fields.
+    (span,) = instrumented.all_llm_spans()
+    assert sc.GEN_AI_RESPONSE_ID not in span.attributes
+
+
+async def test_telemetry_bug_at_span_start_passes_the_call_through(
+    instrumented: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from leanllm_otel.instrumentation import invocation
+
+    monkeypatch.setenv("LEANLLM_INTERNAL_ERRORS", "log")
+    monkeypatch.setattr(invocation, "request_attributes", _broken)
+    with caplog.at_level("ERROR", logger="leanllm_otel"):
+        result = litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="sync ok")
+        aresult = await litellm.acompletion(model="gpt-4o-mini", messages=MESSAGES, mock_response="async ok")
+    assert result.choices[0].message.content == "sync ok"
+    assert aresult.choices[0].message.content == "async ok"
+    assert caplog.text.count("leanllm-otel internal error") >= 2
+    assert instrumented.all_llm_spans() == []
+
+
+def test_telemetry_bug_in_a_stream_never_breaks_iteration(
+    instrumented: Any, openai_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leanllm_otel.instrumentation import streams
+
+    monkeypatch.setenv("LEANLLM_INTERNAL_ERRORS", "log")
+    monkeypatch.setattr(streams, "usage_attributes", _broken)
+    chunks = list(litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True,
+                                     api_base=openai_server.base_url, api_key="sk-test"))
+    assert chunks
+    (span,) = instrumented.all_llm_spans()
+    assert span.attributes[sc.LEANLLM_STREAM_OUTCOME] == sc.STREAM_COMPLETED
+
+
+def test_telemetry_bug_surfaces_under_pytest_by_default(instrumented: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leanllm_otel.instrumentation import invocation
+
+    monkeypatch.delenv("LEANLLM_INTERNAL_ERRORS", raising=False)
+    monkeypatch.setattr(invocation, "response_attributes", _broken)
+    with pytest.raises(RuntimeError, match="telemetry bug"):
+        litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="x")
+
+
+def test_scrub_removes_every_kind_of_credential_value() -> None:
+    from leanllm_otel.instrumentation.credentials import scrub
+
+    kwargs = {
+        "api_key": "sk-aaaa1111",
+        "api_base": "https://bob:pw-2222@example.test/v1?api-version=2024&sig=qqqq3333",
+        "extra_headers": {"Authorization": "Bearer tok-4444", "X-Trace": "keep-me"},
+        "vertex_credentials": "cred-5555",
+        "temperature": 0.5,
+        "model": "gpt-4o-mini",
+    }
+    text = ("key sk-aaaa1111 rejected at https://bob:pw-2222@example.test/v1?api-version=2024&sig=qqqq3333 "
+            "with tok-4444 and cred-5555; trace keep-me, model gpt-4o-mini")
+    cleaned = scrub(text, kwargs)
+    for secret in ("sk-aaaa1111", "pw-2222", "qqqq3333", "tok-4444", "cred-5555"):
+        assert secret not in cleaned
+    assert "keep-me" in cleaned and "gpt-4o-mini" in cleaned

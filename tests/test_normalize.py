@@ -13,7 +13,8 @@ KEY = b"k" * 32
 
 def test_canonical_form_and_keyed_hash_ignore_case_width_and_whitespace() -> None:
     a = [{"role": "user", "content": "Hello   World\n"}]
-    b = [{"role": "user", "parts": [{"type": "text", "content": "ＨＥＬＬＯ world"}]}]  # semconv shape, full-width
+    full_width_hello = "\uff28\uff25\uff2c\uff2c\uff2f"
+    b = [{"role": "user", "parts": [{"type": "text", "content": f"{full_width_hello} world"}]}]  # semconv shape
     assert canonical_form(a) == canonical_form(b) == "user: hello world"
     fa, fb = normalize_input(a, hash_key=KEY), normalize_input(b, hash_key=KEY)
     assert fa["semantic_hash"] == fb["semantic_hash"] and fa["semantic_hash"].startswith("hmac-sha256:")

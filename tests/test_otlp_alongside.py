@@ -47,9 +47,7 @@ def test_directly_attached_exporter_never_receives_content(
     provider.add_span_processor(direct)
     # configure()'s own OTLP path goes to a second receiver.
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", second_receiver.traces_endpoint)
-    pipeline = configure(
-        tracer_provider=provider, database_url=sqlite_url, capture_content=True, redaction_mode="full"
-    )
+    pipeline = configure(tracer_provider=provider, database_url=sqlite_url, capture_content=True, redaction_mode="full")
     try:
         litellm.completion(
             model="openai/gpt-4o-mini",

@@ -14,10 +14,10 @@ from typing import Any
 
 import litellm
 import pytest
-from test_client_support import MODEL, ask, clean_env, make_client  # noqa: F401 - fixtures
 
 from leanllm_otel import LeanLLM, LeanLLMConfig, LeanLLMContext, RedactionMode, trace, use_context
 from leanllm_otel.config import ConfigError
+from test_client_support import MODEL, ask, clean_env_fixture, make_client_fixture  # noqa: F401 - fixtures
 
 # === seed 000: configuration ==================================================================================
 
@@ -153,7 +153,9 @@ def test_precedence_per_call_over_context_over_config(make_client: Callable[...,
 # === seed 001: request interception ===========================================================================
 
 
-def test_basic_call(make_client: Callable[..., LeanLLM], openai_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_basic_call(
+    make_client: Callable[..., LeanLLM], openai_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = make_client()
     response = client.chat(
         model=MODEL,

@@ -7,6 +7,7 @@ process exited, so everything seen here was flushed by the exit path alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -14,7 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import litellm
+import openai
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
 from leanllm_otel import semconv as sc
+from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.exporters.from_env import LeanLLMSpanExporter
+from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from leanllm_otel.settings import TelemetrySettings
 from support import OpenAIServer, OTLPReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +194,30 @@ def test_configurator_is_leanllm_when_named(
     )
     assert [r["status"] for r in sqlite_rows(sqlite_url)] == ["error"]
     assert [s["status"]["code"] for s in llm_spans(otlp_receiver)] == ["ERROR"]
+
+
+def test_leanllm_exporter_samples_when_another_configurator_feeds_it(
+    openai_server: OpenAIServer, sqlite_url: str
+) -> None:
+    """What ``opentelemetry-distro``'s configurator builds: a plain batch processor in front of our exporter."""
+    provider = TracerProvider()
+    provider.add_span_processor(
+        SimpleSpanProcessor(LeanLLMSpanExporter(LeanLLMConfig(database_url=sqlite_url, sampling_rate=0.0)))
+    )
+    instrumentor = LeanLLMInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, settings=TelemetrySettings(sampling_rate=0.0))
+    try:
+        for model in ("openai/gpt-4o-mini", "openai/err-500"):
+            with contextlib.suppress(openai.OpenAIError):
+                litellm.completion(
+                    model=model,
+                    api_base=openai_server.base_url,
+                    api_key="sk-test",
+                    max_retries=0,
+                    messages=[{"role": "user", "content": PROMPT}],
+                )
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    assert len(openai_server.requests) == 2
+    assert [r["status"] for r in sqlite_rows(sqlite_url)] == ["error"]

@@ -591,9 +591,13 @@ def _otel_capture_content(env: Mapping[str, str]) -> bool | None:
     return False
 
 
+# Read elsewhere, not configuration fields (``_internal.py``: how internal telemetry errors surface).
+_OTHER_KNOWN_VARIABLES = frozenset({"LEANLLM_INTERNAL_ERRORS"})
+
+
 def _warn_unknown_variables(env: Mapping[str, str]) -> None:
     for var in env:
-        if var.startswith("LEANLLM_") and var not in _FIELD_BY_ENV:
+        if var.startswith("LEANLLM_") and var not in _FIELD_BY_ENV and var not in _OTHER_KNOWN_VARIABLES:
             close = difflib.get_close_matches(var, list(_FIELD_BY_ENV), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             _logger.warning("unknown environment variable %s is ignored%s", var, hint)

@@ -29,7 +29,7 @@ class _Placeholder(SpanProcessor):
         return None
 
 
-class LeanLLMConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
+class LeanLLMConfigurator(_OTelSDKConfigurator):
     """``[opentelemetry_configurator] leanllm``: the SDK setup with leanllm's sampler and processor in front."""
 
     front: LeanLLMSpanProcessor | None = None
@@ -42,8 +42,9 @@ class LeanLLMConfigurator(_OTelSDKConfigurator):  # type: ignore[misc]
         front, _ = build_processor(config, drops, ())
         LeanLLMConfigurator.front = front
 
-        def behind_front(exporter: SpanExporter, *args: Any, **kw: Any) -> SpanProcessor:
-            front.add_span_processor(LeanLLMBatchSpanProcessor(front.wrap_exporter(exporter), config, drops=drops))
+        def behind_front(span_exporter: SpanExporter, *args: Any, **kw: Any) -> SpanProcessor:
+            batch = LeanLLMBatchSpanProcessor(front.wrap_exporter(span_exporter), config, drops=drops)
+            front.add_span_processor(batch)
             return _Placeholder()
 
         _initialize_components(

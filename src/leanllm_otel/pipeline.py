@@ -90,7 +90,7 @@ def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExpo
 def default_sampler() -> Sampler:
     """The application's head sampler from ``OTEL_TRACES_SAMPLER`` (SDK default: parent-based always-on)."""
     try:
-        return _sampler_from_env()  # type: ignore[no-any-return]
+        return _sampler_from_env()
     except Exception:
         logger.warning("leanllm-otel: could not read OTEL_TRACES_SAMPLER; using parentbased_always_on")
         return ParentBased(TraceIdRatioBased(1.0))
@@ -182,7 +182,9 @@ def build_processor(
 ) -> tuple[LeanLLMSpanProcessor, list[SpanProcessor]]:
     """The processor chain: ``LeanLLMSpanProcessor`` fronting one batch processor per exporter."""
     settings = settings_for(config)
-    processor = LeanLLMSpanProcessor(settings, renderer=Renderer(settings, hash_key=_hash_key(config)), drop_counter=drops)
+    processor = LeanLLMSpanProcessor(
+        settings, renderer=Renderer(settings, hash_key=_hash_key(config)), drop_counter=drops
+    )
     batch_processors: list[SpanProcessor] = []
     for exporter in exporters:
         batch = LeanLLMBatchSpanProcessor(processor.wrap_exporter(exporter), config, drops=drops)
@@ -192,6 +194,7 @@ def build_processor(
 
 
 _ACTIVE: list[Pipeline] = []  # strong references: a pipeline nobody holds must still flush at exit
+_OWNED_PROVIDERS: list[TracerProvider] = []  # installed by configure(); shut down (bounded) at exit
 
 
 def configure(
@@ -230,12 +233,18 @@ def configure(
             provider = current
         else:
             resource = Resource.create({"service.name": config.service_name} if config.service_name else {})
-            provider = TracerProvider(sampler=LeanLLMSampler(default_sampler()), resource=resource)
+            # Our bounded at-exit shutdown owns this provider; the SDK's own exit hook would wait on every
+            # exporter in turn, without an overall limit.
+            provider = TracerProvider(
+                sampler=LeanLLMSampler(default_sampler()), resource=resource, shutdown_on_exit=False
+            )
             trace_api.set_tracer_provider(provider)
             owns_provider = True
             if trace_api.get_tracer_provider() is not provider:  # someone else won the race
                 provider = trace_api.get_tracer_provider()  # type: ignore[assignment]
                 owns_provider = False
+            else:
+                _OWNED_PROVIDERS.append(provider)
     if not isinstance(provider.sampler, LeanLLMSampler):
         logger.debug(
             "leanllm-otel: the application's TracerProvider does not use LeanLLMSampler; LLM errors in traces its "
@@ -255,7 +264,12 @@ def configure(
         otlp_exporter = None
     if otlp_exporter is not None:
         all_exporters.append(otlp_exporter)
-    all_exporters.extend(exporters)
+    for exporter in exporters:
+        # A leanllm exporter built by the caller counts its own delivery drops: report them here too.
+        own = getattr(exporter, "drops", None)
+        if isinstance(own, DropCounter) and own is not drops:
+            own.add_callback(drops.add)
+        all_exporters.append(exporter)
 
     processor, batch_processors = build_processor(config, drops, all_exporters)
     provider.add_span_processor(processor)
@@ -283,3 +297,8 @@ def _shutdown_at_exit() -> None:
             pipeline.shutdown(min(remaining_ms, pipeline.config.shutdown_timeout_ms))
         except Exception:
             logger.exception("leanllm-otel: shutdown at exit failed")
+    # The providers configure() installed have no SDK exit hook (see configure): flush whatever else the
+    # application attached to them, within what is left of the budget.
+    for provider in _OWNED_PROVIDERS:
+        remaining_s = max(0.0, deadline - time.monotonic())
+        _bounded(provider.shutdown, min(remaining_s, 5.0), "provider shutdown")

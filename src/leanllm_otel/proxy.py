@@ -90,7 +90,7 @@ def apply_message_logging_switch() -> bool:
     return off
 
 
-class LeanLLMProxyHandler(CustomLogger):  # type: ignore[misc]
+class LeanLLMProxyHandler(CustomLogger):
     """The proxy callback: configures leanllm-otel and applies the proxy's message-logging switch per request.
 
     It records nothing itself; the spans come from the instrumented LiteLLM calls the proxy makes.

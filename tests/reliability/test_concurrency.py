@@ -13,7 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 import leanllm_otel
-from leanllm_otel import CallOptions, semconv as sc, use_call_options
+from leanllm_otel import CallOptions, use_call_options
+from leanllm_otel import semconv as sc
 
 from .helpers import CollectingExporter, stub_completion, traced_stub
 

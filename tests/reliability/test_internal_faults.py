@@ -116,6 +116,7 @@ def test_a_failing_stage_never_reaches_the_caller(
         assert spans == []  # the call passed through untraced
     elif stage == "processor":
         assert spans == []  # the processor could not decide: nothing is exported, nothing unredacted leaks
+        assert pipe.drops.by_reason() == {"internal_error": 3}  # ... and the loss is counted
     else:
         # Every call still produced exactly one span (a span is never left open by a failing stage).
         assert len(spans) == 3, [dict(s.attributes or {}) for s in spans]

@@ -2,17 +2,45 @@
 
 Constructible with no arguments (``opentelemetry-instrument`` does that); ``LEANLLM_DATABASE_URL`` selects the SQL
 store and ``LEANLLM_API_KEY`` the LeanLLM service. It delegates everything to that exporter.
+
+Behind leanllm's configurator (the default, or ``OTEL_PYTHON_CONFIGURATOR=leanllm``) it receives spans that
+``LeanLLMSpanProcessor`` already sampled and rendered. When another configurator built the SDK (e.g.
+``opentelemetry-distro``'s, which wins when both are installed and none is named), it is fed by a plain batch
+processor: it then still drops sampled-out LLM successes itself (the decision is a pure function of trace id and
+rate, so applying it twice changes nothing), and warns that content capture and error rescue need ours.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
 
+from leanllm_otel import semconv as sc
 from leanllm_otel.config import ConfigError, LeanLLMConfig
+from leanllm_otel.processing.sampling import keeps
+
+logger = logging.getLogger(__name__)
+
+
+def _behind_leanllm_processor() -> bool:
+    from leanllm_otel.distro import LeanLLMConfigurator
+    from leanllm_otel.pipeline import _ACTIVE
+
+    return LeanLLMConfigurator.front is not None or bool(_ACTIVE)
+
+
+def _kept(span: ReadableSpan, default_rate: float) -> bool:
+    attributes = span.attributes or {}
+    if sc.LEANLLM_REQUEST_ID not in attributes or span.status.status_code is StatusCode.ERROR:
+        return True
+    context = span.context
+    rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
+    return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
 
 
 class LeanLLMSpanExporter(SpanExporter):
@@ -29,9 +57,20 @@ class LeanLLMSpanExporter(SpanExporter):
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
         self.inner: SpanExporter = inner
+        if not _behind_leanllm_processor():
+            logger.warning(
+                "leanllm-otel: the `leanllm` traces exporter runs without leanllm's span processor (another "
+                "OpenTelemetry configurator, e.g. opentelemetry-distro's, set up the SDK): sampling is applied "
+                "here, but no content is captured and OTLP exporters are not sampled. Set "
+                "OTEL_PYTHON_CONFIGURATOR=leanllm."
+            )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export(spans)
+        rate = self.config.sampling_rate
+        kept = [span for span in spans if _kept(span, rate)]
+        if not kept:
+            return SpanExportResult.SUCCESS
+        return self.inner.export(kept)
 
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
         self.inner.shutdown(*args, **kwargs)

@@ -21,6 +21,7 @@ from leanllm_otel.context import (
 )
 from leanllm_otel.errors import error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
+from leanllm_otel.instrumentation.credentials import scrub
 from leanllm_otel.processing.record import CallRecord, handing_over
 from leanllm_otel.processing.sampling import clamp_rate, keeps
 from leanllm_otel.redaction_mode import RedactionMode
@@ -40,6 +41,7 @@ class Invocation:
 
     __slots__ = (
         "_ended",
+        "_kwargs",
         "event_id",
         "guard_call",
         "mode",
@@ -69,6 +71,7 @@ class Invocation:
         model = str(model) if model is not None else ""
         attributes = request_attributes(operation, model, kwargs)
         self.stream = bool(kwargs.get("stream"))
+        self._kwargs = kwargs  # a reference, read only on failure to scrub credentials from the message
         attributes[sc.LEANLLM_STREAM] = self.stream
 
         rate, per_call_mode = _rate_and_mode(options, ambient, settings.sampling_rate)
@@ -185,7 +188,7 @@ class Invocation:
                     capture=False,
                     scan=False,
                 )
-            record.error_message = str(exc)
+            record.error_message = scrub(str(exc), self._kwargs)
             span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
             span.set_status(Status(StatusCode.ERROR, error_type))
             attributes[sc.LEANLLM_ERROR_KIND] = error_kind(exc).value

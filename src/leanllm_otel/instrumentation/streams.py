@@ -78,6 +78,20 @@ class _StreamState:
             return None
 
     def end(self, outcome: str, exc: BaseException | None = None, stream: Any = None) -> None:
+        try:
+            attributes = self._end_attributes(outcome, stream)
+        except Exception:
+            # The span still ends (a bug here must neither leave it open nor reach the caller's loop).
+            attributes = {sc.LEANLLM_STREAM_OUTCOME: outcome, sc.LEANLLM_STREAM_CHUNKS: self.chunk_count}
+            log_internal_error("recording the end of a stream")
+        if outcome == sc.STREAM_COMPLETED:
+            self.invocation.end_stream(attributes, None, self.chunks)
+            return
+        if exc is None:
+            exc = StreamNotCompleted(outcome)
+        self.invocation.end_stream(attributes, exc, self.chunks)
+
+    def _end_attributes(self, outcome: str, stream: Any) -> dict[str, Any]:
         invocation = self.invocation
         attributes: dict[str, Any] = {
             sc.LEANLLM_STREAM_OUTCOME: outcome,
@@ -109,12 +123,7 @@ class _StreamState:
             provider = semconv_provider(hidden.get("custom_llm_provider"))
             if provider:
                 attributes[sc.GEN_AI_PROVIDER_NAME] = provider
-        if outcome == sc.STREAM_COMPLETED:
-            invocation.end_stream(attributes, None, self.chunks)
-            return
-        if exc is None:
-            exc = StreamNotCompleted(outcome)
-        invocation.end_stream(attributes, exc, self.chunks)
+        return attributes
 
 
 class StreamNotCompleted(Exception):
@@ -125,7 +134,7 @@ class StreamNotCompleted(Exception):
         self.outcome = outcome
 
 
-class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """Sync and async iteration over a LiteLLM stream with exactly-once span ending."""
 
     def __init__(self, wrapped: Any, invocation: Invocation) -> None:

@@ -133,6 +133,8 @@ class LeanLLMSpanProcessor(SpanProcessor):
         try:
             forwarded = self._select(span)
         except Exception:
+            if self._drop_counter is not None and sc.LEANLLM_REQUEST_ID in (span.attributes or {}):
+                self._drop_counter.add(1, "internal_error")  # lost, but counted
             log_internal_error("sampling a span")
             return
         if forwarded is None:

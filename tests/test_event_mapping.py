@@ -1,0 +1,106 @@
+"""``event.span_to_event`` on real exported spans gives the right ``LLMEvent`` fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import litellm
+import pytest
+
+from leanllm_otel import CallOptions, LeanLLMContext, use_call_options, use_context
+from leanllm_otel.event import is_llm_span_attributes, span_to_event
+
+MESSAGES = [{"role": "user", "content": "hello event"}]
+
+
+def test_success_over_http(make_instrumented: Any, openai_server: Any) -> None:
+    inst = make_instrumented(environment="prod")
+    with inst.tracer.start_as_current_span("handler") as parent, use_context(
+        LeanLLMContext(user_id="u-7", feature="faq", custom_tags={"tier": "gold"}, labels={"team": "core"})
+    ), use_call_options(CallOptions(request_id="evt-1", correlation_id="corr-1", parent_request_id="evt-0")):
+        response = litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, temperature=0.5,
+                                      api_base=openai_server.base_url, api_key="sk-test",
+                                      extra_headers={"X-Mock-Behaviour": "cached-2 reasoning-1"})
+    span = inst.one_llm_span()
+    event = span_to_event(span)
+
+    assert event.event_id == event.request_id == "evt-1"
+    assert event.trace_id == format(parent.get_span_context().trace_id, "032x")
+    assert event.span_id == format(span.context.span_id, "016x")
+    assert event.parent_span_id == format(parent.get_span_context().span_id, "016x")
+    assert event.timestamp.timestamp() == pytest.approx(span.start_time / 1e9)
+    assert event.end_timestamp is not None and event.end_timestamp >= event.timestamp
+    assert event.operation == "chat"
+    assert event.provider == "openai"
+    assert event.model == "gpt-4o-mini"
+    assert event.response_model == response.model
+    assert event.response_id == response.id
+    assert event.finish_reasons == ["stop"]
+    assert event.server_address == "127.0.0.1"
+    assert event.server_port == int(openai_server.base_url.rsplit(":", 1)[1].split("/")[0])
+    assert event.input_tokens == response.usage.prompt_tokens
+    assert event.output_tokens == response.usage.completion_tokens
+    assert event.total_tokens == response.usage.total_tokens
+    assert event.cache_read_input_tokens == 2
+    assert event.reasoning_tokens == 1
+    assert event.usage_reported is True
+    assert event.cost == pytest.approx(litellm.completion_cost(completion_response=response))
+    assert event.latency_ms is not None and event.latency_ms > 0
+    assert event.stream is False
+    assert event.labels == {"team": "core"}
+    assert event.metadata == {"environment": "prod", "user_id": "u-7", "feature": "faq",
+                              "custom_tags": {"tier": "gold"}}
+    assert event.environment == "prod"
+    assert event.correlation_id == "corr-1"
+    assert event.parent_request_id == "evt-0"
+    assert event.status == "ok" and not event.is_error
+    assert event.error_type is None and event.error_kind is None
+    assert event.redaction_mode == "metadata"
+    assert event.sampling_rate == 1.0
+    assert event.input_message_count == 1
+    payload = event.to_payload()
+    assert payload["event_id"] == "evt-1"
+
+
+def test_error_event(instrumented: Any) -> None:
+    with pytest.raises(litellm.ContextWindowExceededError):
+        litellm.completion(model="gpt-4o-mini", messages=MESSAGES,
+                           mock_response=litellm.ContextWindowExceededError("too long", model="gpt-4o-mini",
+                                                                            llm_provider="openai"))
+    event = span_to_event(instrumented.one_llm_span())
+    assert event.status == "error" and event.is_error
+    assert event.error_type == "ContextWindowExceededError"
+    assert event.error_kind == "context_window"
+    assert event.input_tokens is None
+    assert event.parent_span_id is None
+
+
+async def test_stream_event(instrumented: Any, openai_server: Any) -> None:
+    stream = await litellm.acompletion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True,
+                                       api_base=openai_server.base_url, api_key="sk-test")
+    chunks = [c async for c in stream]
+    event = span_to_event(instrumented.one_llm_span())
+    assert event.stream is True
+    assert event.stream_outcome == "completed"
+    assert event.stream_chunks == len(chunks)
+    assert event.time_to_first_token_ms is not None and event.time_to_first_token_ms > 0
+    assert event.total_stream_time_ms is not None and event.total_stream_time_ms >= event.time_to_first_token_ms
+    assert event.usage_reported is False
+    assert event.input_tokens is None
+    assert event.response_id == chunks[0].id
+
+
+def test_embedding_event(instrumented: Any, openai_server: Any) -> None:
+    litellm.embedding(model="openai/text-embedding-3-small", input=["one two"], api_base=openai_server.base_url,
+                      api_key="sk-test")
+    event = span_to_event(instrumented.one_llm_span())
+    assert event.operation == "embeddings"
+    assert event.model == "text-embedding-3-small"
+    assert event.input_tokens == 2
+
+
+def test_only_llm_spans_are_events(instrumented: Any) -> None:
+    with instrumented.tracer.start_as_current_span("plain"):
+        litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="ok")
+    kinds = sorted((s.name, is_llm_span_attributes(s.attributes)) for s in instrumented.spans())
+    assert kinds == [("chat gpt-4o-mini", True), ("plain", False)]
