@@ -80,6 +80,8 @@ class LLMEvent(BaseModel):
     tool_definitions: Any = None
     tool_calls: Any = None
     input_message_count: int | None = None
+    output_message_count: int | None = None
+    content_truncated: bool = False
     input_chars: int | None = None
     output_chars: int | None = None
 
@@ -148,6 +150,8 @@ _SCALARS: tuple[_Scalar, ...] = (
     _Scalar("sampling_rate", sc.LEANLLM_SAMPLING_RATE, float),
     _Scalar("content_captured", sc.LEANLLM_CONTENT_CAPTURED, bool),
     _Scalar("input_message_count", sc.LEANLLM_INPUT_MESSAGE_COUNT, int),
+    _Scalar("output_message_count", sc.LEANLLM_OUTPUT_MESSAGE_COUNT, int),
+    _Scalar("content_truncated", sc.LEANLLM_CONTENT_TRUNCATED, bool),
     _Scalar("input_chars", sc.LEANLLM_INPUT_CHARS, int),
     _Scalar("output_chars", sc.LEANLLM_OUTPUT_CHARS, int),
     _Scalar("max_severity", sc.LEANLLM_SECURITY_MAX_SEVERITY, str),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from leanllm_otel.redaction_mode import RedactionMode
 
@@ -18,6 +19,8 @@ class TelemetrySettings:
     security_scan: bool | None = None
     auto_chain: bool = False
     max_content_chars: int = 32768
+    detector_extra_patterns: Mapping[str, str] = field(default_factory=dict)
+    detector_allowlist: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: object | None) -> TelemetrySettings:
@@ -35,6 +38,8 @@ class TelemetrySettings:
             security_scan=getattr(config, "security_scan", None),
             auto_chain=bool(getattr(config, "auto_chain", False)),
             max_content_chars=int(getattr(config, "max_content_chars", 32768)),
+            detector_extra_patterns=dict(getattr(config, "detector_extra_patterns", None) or {}),
+            detector_allowlist=tuple(getattr(config, "detector_allowlist", None) or ()),
         )
 
     def redaction_mode(self, per_call: RedactionMode | None) -> RedactionMode:

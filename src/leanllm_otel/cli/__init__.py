@@ -34,6 +34,7 @@ PROG = "leanllm-otel"
 
 COMMAND_MODULES: list[str] = [
     "leanllm_otel.cli.store_commands",
+    "leanllm_otel.cli.report_command",
     "leanllm_otel.cli.replay_command",
     "leanllm_otel.cli.serve_command",
 ]

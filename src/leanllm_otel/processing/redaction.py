@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from leanllm_otel.processing.detectors import Detector, DetectorConfig, Finding, default_detector
 from leanllm_otel.processing.parts import dumps
+from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.redaction_mode import RedactionMode
 
 logger = logging.getLogger(__name__)
@@ -59,25 +60,13 @@ def digest(key: bytes, text: str) -> str:
     return DIGEST_PREFIX + hmac.digest(key, text.encode("utf-8", "surrogatepass"), "sha256").hex()
 
 
-def detector_for(settings: object) -> Detector:
-    """The detector for these settings: their extra patterns and allowlist, else those of ``LEANLLM_*``.
-
-    ``TelemetrySettings`` does not carry ``detector_extra_patterns`` / ``detector_allowlist`` yet; until it does,
-    they are read from ``LeanLLMConfig.from_env()``. With neither set, the shared default detector is used.
-    """
-    patterns = getattr(settings, "detector_extra_patterns", None)
-    allowlist = getattr(settings, "detector_allowlist", None)
-    if patterns is None and allowlist is None:
-        try:
-            from leanllm_otel.config import LeanLLMConfig
-
-            config = LeanLLMConfig.from_env()
-            patterns, allowlist = config.detector_extra_patterns, config.detector_allowlist
-        except ValueError:  # the environment is invalid; configure() reports that at start
-            patterns, allowlist = None, None
+def detector_for(settings: TelemetrySettings) -> Detector:
+    """The detector for these settings (their extra patterns and allowlist); the shared default when neither is set."""
+    patterns = settings.detector_extra_patterns
+    allowlist = settings.detector_allowlist
     if not patterns and not allowlist:
         return default_detector()
-    return Detector(DetectorConfig(extra_patterns=dict(patterns or {}), allowlist=tuple(allowlist or ())))
+    return Detector(DetectorConfig(extra_patterns=dict(patterns), allowlist=tuple(allowlist)))
 
 
 def strip_url(url: str, keep_query: bool) -> str:
