@@ -27,18 +27,20 @@ from typing import Any
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 
-def _time(fn: Callable[[], Any], n: int, repeats: int) -> dict[str, float]:
-    """Median over ``repeats`` of the mean time per call of ``n`` calls (us)."""
-    for _ in range(min(n, 500)):
-        fn()
-    means = []
+def _interleaved(calls: dict[str, Callable[[], Any]], n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Like ``_time`` for several callables, alternating between them each repeat (the machine drifts)."""
+    for fn in calls.values():
+        for _ in range(min(n, 500)):
+            fn()
+    means: dict[str, list[float]] = {name: [] for name in calls}
     clock = time.perf_counter_ns
     for _ in range(repeats):
-        t0 = clock()
-        for _ in range(n):
-            fn()
-        means.append((clock() - t0) / n / 1e3)
-    return {"us": statistics.median(means), "min_us": min(means)}
+        for name, fn in calls.items():
+            t0 = clock()
+            for _ in range(n):
+                fn()
+            means[name].append((clock() - t0) / n / 1e3)
+    return {name: {"us": statistics.median(v), "min_us": min(v)} for name, v in means.items()}
 
 
 def build(sampling_rate: float, capture: bool = False) -> tuple[Callable[[], Any], Any]:
@@ -77,6 +79,47 @@ def build(sampling_rate: float, capture: bool = False) -> tuple[Callable[[], Any
     return call, pipeline
 
 
+def components(pipeline: Any) -> dict[str, Callable[[], Any]]:
+    """The pieces of one sampled-in call, each on its own (same inputs the wrapper sees)."""
+    import random
+
+    import litellm
+    from opentelemetry.trace import SpanKind
+
+    from leanllm_otel import semconv as sc
+    from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes, usage_attributes
+    from leanllm_otel.instrumentation.telemetry import Telemetry
+    from leanllm_otel.pipeline import settings_for
+
+    telemetry = Telemetry(settings_for(pipeline.config), pipeline.provider)
+    response = litellm.completion(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="Hello from the benchmark."
+    )
+    kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello " * 16}], "temperature": 0.2}
+    start = request_attributes("chat", "gpt-4o-mini", kwargs)
+    start.update({sc.LEANLLM_REQUEST_ID: str(uuid.uuid4()), sc.LEANLLM_SAMPLING_RATE: 1.0,
+                  sc.LEANLLM_REDACTION_MODE: "metadata", sc.LEANLLM_STREAM: False})
+    end = response_attributes(response)
+    tracer = telemetry.tracer
+    open_span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start)
+
+    def span_start_set_end() -> None:
+        span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start)
+        span.set_attributes(end)
+        span.end()
+
+    return {
+        "request_attributes": lambda: request_attributes("chat", "gpt-4o-mini", kwargs),
+        "uuid4 (os.urandom)": lambda: str(uuid.uuid4()),
+        "random.getrandbits(128) hex": lambda: f"{random.getrandbits(128):032x}",
+        "response_attributes": lambda: response_attributes(response),
+        "usage_attributes": lambda: usage_attributes(response.usage),
+        "span.set_attributes(end)": lambda: open_span.set_attributes(end),
+        "record_metrics": lambda: telemetry.record_metrics("chat", open_span, end, 0.5, None),
+        "span start+set+end via pipeline": span_start_set_end,
+    }
+
+
 def floor_call() -> Callable[[], None]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -106,6 +149,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--profile", choices=("sampled_in", "sampled_out", "redacted"), default=None)
+    parser.add_argument("--components", action="store_true", help="also time the pieces of one call")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -120,14 +164,20 @@ def main() -> int:
         pstats.Stats(profile).sort_stats("tottime").print_stats(30)
         pipeline.shutdown()
         os._exit(0)
-    results = {"floor_span": _time(floor_call(), args.n, args.repeats)}
-    # One pipeline at a time: each has its own export thread, which would otherwise compete for the GIL.
+    calls: dict[str, Callable[[], Any]] = {"floor_span": floor_call()}
+    pipelines = []
     for name, (rate, capture) in variants.items():
+        # One at a time, flushed: the first export runs the store's migrations, which must not overlap.
         call, pipeline = build(rate, capture)
+        call()
         pipeline.force_flush(30_000)
-        results[f"ours_{name}"] = _time(call, args.n, args.repeats)
-        pipeline.shutdown()
-    results["uuid4"] = _time(uuid.uuid4, args.n, args.repeats)
+        calls[f"ours_{name}"] = call
+        pipelines.append(pipeline)
+    if args.components:
+        calls.update(components(pipelines[0]))
+    results = _interleaved(calls, args.n, args.repeats)
+    for pipeline in pipelines:
+        pipeline.force_flush(30_000)
     if args.json:
         print(json.dumps(results))
     else:

@@ -86,6 +86,7 @@ class Case:
     prompt_bytes: int = 100
     threads: int = 1
     tasks: int = 1
+    group: str = "main"  # cases of one group share worker processes; other groups get fresh ones
 
     @property
     def key(self) -> str:
@@ -110,9 +111,9 @@ class Samples:
 class WorkerProcess:
     """A worker subprocess speaking the line-JSON protocol of ``worker.py``."""
 
-    def __init__(self, config: Config, timeout_s: float, log_dir: Path) -> None:
+    def __init__(self, config: Config, timeout_s: float, log_dir: Path, group: str = "main") -> None:
         self.config = config
-        self.log_path = log_dir / f".{config.name}.stderr.log"
+        self.log_path = log_dir / f".{config.name}.{group}.stderr.log"
         self.timeout_s = timeout_s
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LEANLLM_", "TRACELOOP_"))}
         env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -221,12 +222,13 @@ def build_cases(args: argparse.Namespace, configs: dict[str, Config]) -> list[Ca
     sizes = (100, 2 * KB, 50 * KB) if quick else (100, KB, 2 * KB, 10 * KB, 50 * KB, 100 * KB, KB * KB)
     for size in sizes:
         calls = n if size <= 100 * KB else max(2, n // 2)
-        cases.append(Case("prompt_size", "mock_sync", ["bare", "ours_in", "ours_redacted"], calls, prompt_bytes=size))
+        configs_here = ["bare", "ours_in", "ours_redacted"]
+        cases.append(Case("prompt_size", "mock_sync", configs_here, calls, prompt_bytes=size, group="size"))
     for threads in (1, 8) if quick else (1, 8, 32):
         calls = max(n, threads * (1 if quick else 8))
-        cases.append(Case("threads", "mock_sync", ["bare", "ours_in"], calls, threads=threads))
+        cases.append(Case("threads", "mock_sync", ["bare", "ours_in"], calls, threads=threads, group="threads"))
     for tasks in (1, 10) if quick else (1, 100, 1000):
-        cases.append(Case("tasks", "mock_async", ["bare", "ours_in"], max(n, tasks), tasks=tasks))
+        cases.append(Case("tasks", "mock_async", ["bare", "ours_in"], max(n, tasks), tasks=tasks, group="tasks"))
     return cases
 
 
@@ -234,20 +236,23 @@ def build_cases(args: argparse.Namespace, configs: dict[str, Config]) -> list[Ca
 def run_overhead(
     args: argparse.Namespace, configs: dict[str, Config], cases: list[Case], api_base: str, log: list[str]
 ) -> tuple[dict[str, dict[str, Samples]], dict[str, Any]]:
-    needed = {name for case in cases for name in case.configs}
-    workers: dict[str, WorkerProcess] = {}
-    failed: dict[str, str] = {}
-    for name in sorted(needed):
+    # One worker process per (configuration, group): the scaling cases (1,000 tasks, 32 threads, 1 MB prompts)
+    # leave LiteLLM's logging queues and executors in a state that would bias the per-call comparison.
+    needed = sorted({(name, case.group) for case in cases for name in case.configs})
+    workers: dict[tuple[str, str], WorkerProcess] = {}
+    failed: dict[tuple[str, str], str] = {}
+    for name, group in needed:
         try:
-            workers[name] = WorkerProcess(configs[name], args.timeout, args.out)
+            workers[(name, group)] = WorkerProcess(configs[name], args.timeout, args.out, group)
         except Exception as exc:
-            failed[name] = str(exc)
-            log.append(f"config {name}: could not start: {exc}")
+            failed[(name, group)] = str(exc)
+            log.append(f"config {name} ({group}): could not start: {exc}")
     samples: dict[str, dict[str, Samples]] = {case.key: {} for case in cases}
     rng = random.Random(args.seed)
 
     def block(name: str, case: Case, record: bool) -> None:
-        if name in failed:
+        key = (name, case.group)
+        if key in failed:
             return
         command = {
             "op": "block",
@@ -259,10 +264,10 @@ def run_overhead(
             "api_base": api_base,
         }
         try:
-            answer = workers[name].ask(command)
+            answer = workers[key].ask(command)
         except Exception as exc:
-            failed[name] = str(exc)
-            log.append(f"config {name}: failed in {case.key}: {exc}")
+            failed[key] = str(exc)
+            log.append(f"config {name} ({case.group}): failed in {case.key}: {exc}")
             return
         if not record:
             return
@@ -288,14 +293,18 @@ def run_overhead(
                 block(name, case, record=True)
         print(f"  round {round_index + 1}/{rounds} done ({time.monotonic() - started:.0f} s)", flush=True)
     info: dict[str, Any] = {}
-    for name, worker in workers.items():
+    for (name, group), worker in workers.items():
+        entry = info.setdefault(name, {})
         try:
-            info[name] = worker.ask({"op": "info"}) if name not in failed else {"failed": failed[name]}
+            if (name, group) not in failed:
+                answer = worker.ask({"op": "info"})
+                entry["versions"] = answer["versions"]
+                entry.setdefault("peak_rss_kb", {})[group] = answer["maxrss_kb"]
         except Exception as exc:
-            info[name] = {"failed": str(exc)}
+            failed[(name, group)] = str(exc)
         worker.close()
-    for name, reason in failed.items():
-        info.setdefault(name, {})["failed"] = reason
+    for (name, group), reason in failed.items():
+        info.setdefault(name, {}).setdefault("failed", {})[group] = reason
     return samples, info
 
 
@@ -357,12 +366,36 @@ def run_throughput(args: argparse.Namespace, log: list[str]) -> list[dict[str, A
     return results
 
 
+def run_export_throughput_script(args: argparse.Namespace, log: list[str]) -> str | None:
+    """``benchmarks/export_throughput.py`` (the SQL exporter's own profiles, paced producer); its text output."""
+    script = BENCH_DIR / "export_throughput.py"
+    if not script.exists():
+        log.append("export_throughput.py not found; skipped")
+        return None
+    spans = "2000" if args.quick else str(args.spans)
+    backends = "sqlite" if args.no_postgres else "sqlite,postgres"
+    try:
+        done = subprocess.run(
+            [str(MAIN_PYTHON), str(script), "--spans", spans, "--backends", backends],
+            capture_output=True, text=True, timeout=args.timeout * 6, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        log.append("export_throughput.py timed out")
+        return None
+    print(done.stdout, flush=True)
+    return done.stdout + (f"\n[exit {done.returncode}]\n{done.stderr[-2000:]}" if done.returncode else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny counts (smoke check)")
     parser.add_argument("--no-peers", action="store_true", help="skip the peer instrumentations")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL throughput run")
     parser.add_argument("--no-throughput", action="store_true", help="skip the export throughput runs")
+    parser.add_argument(
+        "--with-export-throughput", action="store_true",
+        help="also run benchmarks/export_throughput.py (SQL exporter profiles) and keep its output in the JSON",
+    )
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     parser.add_argument("--calls", type=int, default=20, help="calls per block (default 20)")
     parser.add_argument("--spans", type=int, default=100_000, help="spans per throughput run (default 100,000)")
@@ -384,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     throughput = [] if args.no_throughput else run_throughput(args, log)
+    sql_profiles = run_export_throughput_script(args, log) if args.with_export_throughput else None
 
     summary = report.summarise(cases, samples, configs)
     results = {
@@ -398,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "cases": summary,
         "throughput": throughput,
+        "export_throughput_script": sql_profiles,
         "log": log,
         "elapsed_s": time.time() - started,
     }

@@ -50,7 +50,8 @@ def make_llm_span(
         sc.LEANLLM_TOTAL_TOKENS: input_tokens + output_tokens,
         sc.LEANLLM_COST_USD: cost,
         sc.LEANLLM_LATENCY_MS: latency_ms,
-        sc.LEANLLM_REQUEST_PARAMETERS: json.dumps({"temperature": 0.2, "max_tokens": 64}),
+        sc.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        sc.GEN_AI_REQUEST_MAX_TOKENS: 64,
         sc.LEANLLM_ENVIRONMENT: "test",
     }
     for key, value in (labels or {}).items():

@@ -413,9 +413,11 @@ class _ReentrantHandler(CustomLogger):
     def __init__(self) -> None:
         super().__init__()
         self.inner_results: list[Any] = []
+        self.entered = False
 
     def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
-        if not self.inner_results:
+        if not self.entered:  # set before the inner call: its own pre-call hook must not recurse
+            self.entered = True
             self.inner_results.append(
                 litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="inner")
             )

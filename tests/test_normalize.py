@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import litellm
 
+from leanllm_otel import semconv as sc
 from leanllm_otel.normalize import canonical_form, length_bucket, normalize_input, normalize_output, semantic_hash
 
 KEY = b"k" * 32
@@ -89,3 +91,21 @@ def test_output_from_a_litellm_response() -> None:
     features = normalize_output(response, hash_key=KEY)
     assert features["output_type"] == "json" and features["semantic_hash"].startswith("hmac-sha256:")
     assert features == normalize_output('{"answer": 42}', hash_key=KEY) | {"output_type": "json"}
+
+
+def test_auto_normalize_puts_features_not_content_on_exported_spans(make_instrumented: Any) -> None:
+    inst = make_instrumented(auto_normalize=True)
+    litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi there"}],
+                       mock_response='{"answer": 42}')
+    stream = litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi there"}],
+                                mock_response="plain words", stream=True)
+    for _ in stream:
+        pass
+    plain, streamed = inst.llm_spans()
+    for span in (plain, streamed):
+        features = json.loads(span.attributes[sc.LEANLLM_NORMALIZED_INPUT])
+        assert features["input_type"] == "text" and features["turns"] == 1
+        assert "semantic_hash" not in features  # no configured key: no hash rather than an incomparable one
+        assert sc.GEN_AI_INPUT_MESSAGES not in span.attributes  # features only, never the content
+    assert json.loads(plain.attributes[sc.LEANLLM_NORMALIZED_OUTPUT])["output_type"] == "json"
+    assert json.loads(streamed.attributes[sc.LEANLLM_NORMALIZED_OUTPUT])["output_type"] == "text"

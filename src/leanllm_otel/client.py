@@ -98,15 +98,7 @@ class PersistenceUnavailableError(RuntimeError):
 
 
 def _current_pipeline() -> Pipeline | None:
-    """The most recent live ``configure()`` pipeline that instrumented LiteLLM (None for a bare instrumentor).
-
-    TODO(lead): ``pipeline._ACTIVE`` is private; a public ``pipeline.active_pipeline()`` would be cleaner.
-    """
-    active: list[Pipeline] = getattr(pipeline_module, "_ACTIVE", [])
-    for candidate in reversed(active):
-        if candidate.instrumentor is not None:
-            return candidate
-    return None
+    return pipeline_module.active_pipeline()
 
 
 class _SharedPipeline:

@@ -166,10 +166,22 @@ _JSON_FIELDS: tuple[tuple[str, str], ...] = (
     ("system_instructions", sc.GEN_AI_SYSTEM_INSTRUCTIONS),
     ("tool_definitions", sc.GEN_AI_TOOL_DEFINITIONS),
     ("tool_calls", sc.LEANLLM_TOOL_CALLS),
-    ("parameters", sc.LEANLLM_REQUEST_PARAMETERS),
     ("findings", sc.LEANLLM_SECURITY_FINDINGS),
     ("normalized_input", sc.LEANLLM_NORMALIZED_INPUT),
     ("normalized_output", sc.LEANLLM_NORMALIZED_OUTPUT),
+)
+
+# Request parameters (as the caller passed them to LiteLLM) -> ``LLMEvent.parameters`` (what replay re-sends).
+_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+    ("top_k", sc.GEN_AI_REQUEST_TOP_K),
+    ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("seed", sc.GEN_AI_REQUEST_SEED),
+    ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("n", sc.GEN_AI_REQUEST_CHOICE_COUNT),
+    ("stop", sc.GEN_AI_REQUEST_STOP_SEQUENCES),
 )
 
 # Context fields mirrored into ``LLMEvent.metadata`` (LeanLLM puts environment there too).
@@ -239,8 +251,12 @@ def event_from_attributes(
             values[field] = _load_json(raw)
     if not isinstance(values.get("findings", {}), dict):
         values["findings"] = {}
-    if not isinstance(values.get("parameters", {}), dict):
-        values["parameters"] = {}
+    parameters: dict[str, Any] = {}
+    for name, attribute in _PARAMETERS:
+        raw = attributes.get(attribute)
+        if raw is not None:
+            parameters[name] = raw if isinstance(raw, (str, int, float, bool)) else list(raw)
+    values["parameters"] = parameters
 
     finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
     if finish is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
+import re2  # type: ignore[import-untyped]
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,14 +36,13 @@ __all__ = [
 
 _BUCKETS: tuple[tuple[int, str], ...] = ((64, "xs"), (256, "s"), (1024, "m"), (4096, "l"), (16384, "xl"))
 _SCRIPT_SAMPLE = 4000  # letters looked at for script / language
-_WHITESPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[^\W\d_]+")
-_CODE_FENCE = re.compile(r"```")
-_CODE_LINE = re.compile(
-    r"^\s*(def |class |import |from \S+ import |function |const |let |var |public |private |#include|package |"
-    r"SELECT |INSERT |UPDATE |CREATE |fn |func |return\b|for\s*\(|if\s*\(|while\s*\(|\}|\{$)",
-    re.MULTILINE,
+# Untrusted text is only ever matched with RE2 (linear time).
+_WORD = re2.compile(r"\pL+")
+_CODE_LINE = re2.compile(
+    r"(?m)^\s*(def |class |import |from \S+ import |function |const |let |var |public |private |#include|package |"
+    r"SELECT |INSERT |UPDATE |CREATE |fn |func |return\b|for\s*\(|if\s*\(|while\s*\(|\}|\{$)"
 )
+_FENCES = re2.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 
 _MEDIA_PART_TYPES: dict[str, str] = {
     "image_url": "image",
@@ -142,7 +141,7 @@ def _message_texts(message: Any, media: Counter[str], tools: list[str]) -> tuple
 
 
 def _canonical_text(text: str) -> str:
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _as_messages(value: Any) -> list[Any]:
@@ -314,7 +313,7 @@ def _looks_like_json(text: str) -> bool:
 
 
 def _looks_like_code(text: str) -> bool:
-    if _CODE_FENCE.search(text):
+    if "```" in text:
         return True
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
@@ -352,7 +351,7 @@ def normalize_output(output: Any, *, hash_key: bytes | str | None = None) -> dic
     pairs, media, tools = _walk(_output_messages(output))
     features = _features(pairs, hash_key)
     text = "\n".join(t for _, t in pairs if t and not t.startswith("<tool_call "))
-    unfenced = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text) if text.lstrip().startswith("```") else text
+    unfenced = _FENCES.sub("", text) if text.lstrip().startswith("```") else text
     if tools:
         output_type = "tool_call"
     elif not text.strip() and not media:

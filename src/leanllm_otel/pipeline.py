@@ -131,8 +131,8 @@ class Pipeline:
         return self.drops.total
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Export everything queued so far (bounded by ``timeout_millis``, default the shutdown timeout)."""
-        timeout = timeout_millis if timeout_millis is not None else self.config.shutdown_timeout_ms
+        """Export everything queued so far (bounded by ``timeout_millis``, default the export timeout)."""
+        timeout = timeout_millis if timeout_millis is not None else self.config.export_timeout_ms
         return _bounded(lambda: self.processor.force_flush(timeout), timeout / 1000.0, "force_flush")
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
@@ -286,6 +286,14 @@ def configure(
     )
     _ACTIVE.append(pipeline)
     return pipeline
+
+
+def active_pipeline() -> Pipeline | None:
+    """The most recent live ``configure()`` pipeline that instrumented LiteLLM, if any."""
+    for candidate in reversed(_ACTIVE):
+        if candidate.instrumentor is not None:
+            return candidate
+    return None
 
 
 @atexit.register

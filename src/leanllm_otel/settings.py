@@ -18,6 +18,7 @@ class TelemetrySettings:
     explicit_redaction_mode: RedactionMode | None = None
     security_scan: bool | None = None
     auto_chain: bool = False
+    auto_normalize: bool = False
     max_content_chars: int = 32768
     detector_extra_patterns: Mapping[str, str] = field(default_factory=dict)
     detector_allowlist: tuple[str, ...] = ()
@@ -37,6 +38,7 @@ class TelemetrySettings:
             explicit_redaction_mode=RedactionMode.parse(mode) if mode is not None else None,
             security_scan=getattr(config, "security_scan", None),
             auto_chain=bool(getattr(config, "auto_chain", False)),
+            auto_normalize=bool(getattr(config, "auto_normalize", False)),
             max_content_chars=int(getattr(config, "max_content_chars", 32768)),
             detector_extra_patterns=dict(getattr(config, "detector_extra_patterns", None) or {}),
             detector_allowlist=tuple(getattr(config, "detector_allowlist", None) or ()),
@@ -52,7 +54,7 @@ class TelemetrySettings:
 
     def wants_record(self, mode: RedactionMode, per_call_mode: bool) -> bool:
         """Whether a sampled-in call keeps a content snapshot for the export threads."""
-        captures = self.capture_content or per_call_mode
+        captures = self.capture_content or per_call_mode or self.auto_normalize
         if self.security_scan is not None:
             return captures or self.security_scan
         return captures

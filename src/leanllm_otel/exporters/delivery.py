@@ -163,6 +163,11 @@ class DropCounter:
         with self._lock:
             self._callbacks.append(cb)
 
+    def remove_callback(self, cb: Callable[[int, str], None]) -> None:
+        """Stop notifying ``cb`` (no error if it was not registered)."""
+        with self._lock:
+            self._callbacks = [item for item in self._callbacks if item is not cb]
+
     def add(self, count: int, reason: str) -> None:
         if count <= 0:
             return

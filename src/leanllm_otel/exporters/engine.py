@@ -114,6 +114,52 @@ def create_engine(
 
 _MIGRATION_LOCKS: dict[str, threading.Lock] = {}
 _MIGRATION_LOCKS_GUARD = threading.Lock()
+_HELD_LOCK_FILES: set[Any] = set()  # lock files of migrations running now (see _reset_locks_in_child)
+
+
+def _reset_locks_in_child() -> None:
+    """After ``fork()``: a migration running on the parent's loop thread at that moment holds locks the child
+    inherits but no thread of the child will ever release. Give the child fresh locks, and point its copies of
+    the lock-file descriptors at /dev/null, so the ``flock`` stays the parent's alone (and ends with it)."""
+    global _MIGRATION_LOCKS, _MIGRATION_LOCKS_GUARD
+    _MIGRATION_LOCKS = {}
+    _MIGRATION_LOCKS_GUARD = threading.Lock()
+    held = list(_HELD_LOCK_FILES)
+    _HELD_LOCK_FILES.clear()
+    if not held:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for handle in held:
+            _FORK_ORPHANS.append(handle)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(null, handle.fileno())  # not close(): the number stays taken, so no later double close
+    finally:
+        os.close(null)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
+
+
+def preload(async_url: str) -> None:
+    """Import, on the calling thread, the modules the loop thread would otherwise import in the background
+    (Alembic, the dialect and its driver).
+
+    A ``fork()`` while another thread is importing a module leaves the child a half-initialised module (an
+    ``ImportError`` on every later use) or a module lock no thread of the child will ever release (a hang).
+    Pre-fork servers fork right after start-up, exactly when the auto-migration would be importing these.
+    """
+    import alembic.command
+    import alembic.config
+    import alembic.context
+    import alembic.op
+    import alembic.runtime.migration
+    import alembic.script  # noqa: F401
+    from sqlalchemy.dialects import postgresql  # noqa: F401  (the migrations use its types)
+
+    with contextlib.suppress(Exception):
+        make_url(async_url).get_dialect().import_dbapi()
 
 
 @contextlib.asynccontextmanager
@@ -136,6 +182,8 @@ async def _migration_lock(url: URL) -> AsyncIterator[None]:
                 handle = open(f"{database}.leanllm-migrate.lock", "a+")  # noqa: SIM115 - held until finally
             except OSError:
                 handle = None  # e.g. read-only directory: the migration fails on its own with a clear error
+            if handle is not None:
+                _HELD_LOCK_FILES.add(handle)
             while handle is not None:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -145,6 +193,7 @@ async def _migration_lock(url: URL) -> AsyncIterator[None]:
         yield
     finally:
         if handle is not None:
+            _HELD_LOCK_FILES.discard(handle)
             handle.close()
         lock.release()
 

@@ -191,6 +191,7 @@ class SQLSpanExporter(SpanExporter):
         self._insert: PreparedInsert | None = None
         self._shutdown = False
         self.exported_count = 0
+        db.preload(self._db.async_url)  # before any background work: see its docstring (fork safety)
         if config.auto_migrate:
             # "Migrate at start" without blocking the application: the first write waits for it (or retries it).
             self._db.submit(self._ensure_schema).add_done_callback(self._log_start_failure)

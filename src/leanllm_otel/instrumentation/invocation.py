@@ -19,7 +19,7 @@ from leanllm_otel.context import (
     current_call_options,
     current_context,
 )
-from leanllm_otel.errors import error_kind, status_code_of
+from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
 from leanllm_otel.instrumentation.credentials import scrub
 from leanllm_otel.processing.record import CallRecord, handing_over
@@ -120,6 +120,8 @@ class Invocation:
             return
         try:
             attributes = response_attributes(response)
+            if self.operation == sc.OP_EMBEDDINGS:  # output tokens do not apply to embeddings (LiteLLM reports 0)
+                attributes.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
         except Exception:
             attributes = {}  # the span still ends (and is counted); only the response fields are missing
             log_internal_error("reading a response")
@@ -191,9 +193,11 @@ class Invocation:
             record.error_message = scrub(str(exc), self._kwargs)
             span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
             span.set_status(Status(StatusCode.ERROR, error_type))
-            attributes[sc.LEANLLM_ERROR_KIND] = error_kind(exc).value
+            kind = error_kind(exc)
+            attributes[sc.LEANLLM_ERROR_KIND] = kind.value
             status = status_code_of(exc)
-            if status is not None:
+            # LiteLLM labels a refused connection "500": no HTTP response arrived, so record no status code.
+            if status is not None and kind not in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
         if self.sampled or exc is not None:

@@ -83,6 +83,8 @@ class ContentRenderer:
         out: dict[str, Any] = {}
         if record.capture or record.scan:
             self._render_content(record, out)
+        if self.settings.auto_normalize:
+            self._normalize(record, out)
         if record.error_message is not None:
             mode = record.mode
             message = render_error_message(
@@ -96,6 +98,19 @@ class ContentRenderer:
             if message is not None:
                 out[sc.LEANLLM_ERROR_MESSAGE] = message
         return out
+
+    def _normalize(self, record: CallRecord, out: dict[str, Any]) -> None:
+        """Content-free features of input and output (``auto_normalize``); hashes only with a configured key."""
+        from leanllm_otel.normalize import normalize_input, normalize_output
+
+        source = record.messages if record.messages is not None else record.prompt
+        if source is not None:
+            out[sc.LEANLLM_NORMALIZED_INPUT] = json.dumps(normalize_input(source, hash_key=self._hash_key))
+        output: Any = record.response
+        if output is None and record.chunks:
+            output = stream_output(record.chunks, ModePolicy(RedactionMode.FULL, scan=False, detector=None, key=None))
+        if output is not None and record.operation != sc.OP_EMBEDDINGS:
+            out[sc.LEANLLM_NORMALIZED_OUTPUT] = json.dumps(normalize_output(output, hash_key=self._hash_key))
 
     def _render_content(self, record: CallRecord, out: dict[str, Any]) -> None:
         emit = record.capture and record.mode is not RedactionMode.METADATA
