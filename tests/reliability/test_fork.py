@@ -89,7 +89,7 @@ def test_os_fork_workers(store: str, receiver: OTLPReceiver, request: pytest.Fix
     url = f"sqlite:///{tmp_path / 'events.db'}" if store == "sqlite" else request.getfixturevalue("postgres_url")
     env = subprocess_env(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.traces_endpoint)
     done = run_python(_PREFORK.format(url=url), timeout=90, env=env)
-    assert done.returncode == 0 and "done" in done.stdout, done.stderr[-3000:]
+    assert done.returncode == 0 and "done" in done.stdout, done.stderr[-20000:]
     _exactly_once(receiver, EXPECTED)
     assert set(read_rows(url)) == EXPECTED  # each child wrote through its own, freshly opened connections
 

@@ -118,6 +118,9 @@ events = Table(
     Column("normalized_input", json_type()),
     Column("normalized_output", json_type()),
     Column("recorded_at", UTCDateTime),
+    # revision 0004
+    Column("output_message_count", Integer),
+    Column("content_truncated", Boolean),
     Index("ix_leanllm_events_timestamp", "timestamp"),
     Index("ix_leanllm_events_correlation_id", "correlation_id"),
     Index("ix_leanllm_events_model_timestamp", "model", "timestamp"),
