@@ -164,7 +164,9 @@ def test_dead_endpoint_never_slows_the_caller_and_the_breaker_opens(receiver: An
 
 
 @pytest.fixture
-def guarded(make_instrumented: Callable[..., Any], receiver: Any) -> Iterator[Callable[..., tuple[Any, Guard, Receiver]]]:
+def guarded(
+    make_instrumented: Callable[..., Any], receiver: Any
+) -> Iterator[Callable[..., tuple[Any, Guard, Receiver]]]:
     guards: list[Guard] = []
 
     def make(**guard_kwargs: Any) -> tuple[Any, Guard, Receiver]:
@@ -182,7 +184,7 @@ def guarded(make_instrumented: Callable[..., Any], receiver: Any) -> Iterator[Ca
 
 
 def test_guard_alerts_on_blocks_budgets_and_error_bursts(guarded: Any, openai_server: Any) -> None:
-    inst, guard, r = guarded(
+    _inst, guard, r = guarded(
         policy=EnforcementPolicy(block_secrets_in_prompt=True),
         budgets=BudgetManager([Budget("tiny", 1e-9, window="1h")]),
         error_burst=ErrorBurst(threshold=3, window_s=60),

@@ -95,7 +95,7 @@ def test_per_call_and_context_policies_override_the_default(guarded: Any, openai
 
 
 def test_no_policy_means_no_blocking(guarded: Any, openai_server: Any) -> None:
-    inst, guard = guarded(None)
+    inst, _guard = guarded(None)
     _chat(openai_server, f"key {AWS_KEY}")
     assert openai_server.request_count == 1
     assert sc.LEANLLM_SECURITY_BLOCKED not in inst.one_llm_span().attributes

@@ -20,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re2  # type: ignore[import-untyped]
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import re2
 
 __all__ = [
     "canonical_form",

@@ -45,7 +45,6 @@ for w in range(3):
     pid = os.fork()
     if pid == 0:
         code = 0
-        import faulthandler; faulthandler.dump_traceback_later(8, exit=False)
         try:
             for i in range(5):
                 call(f"worker{{w}}-{{i}}")

@@ -9,6 +9,7 @@ collection of a stream nobody finished (abandoned). Only "completed" is a succes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,8 +28,17 @@ if TYPE_CHECKING:
 class _StreamState:
     """Everything observed so far; cheap per-chunk work only (a few attribute reads, one append)."""
 
-    __slots__ = ("chunk_count", "chunks", "finish_reasons", "first_chunk_ns", "invocation", "monitor",
-                 "response_id", "response_model", "usage")
+    __slots__ = (
+        "chunk_count",
+        "chunks",
+        "finish_reasons",
+        "first_chunk_ns",
+        "invocation",
+        "monitor",
+        "response_id",
+        "response_model",
+        "usage",
+    )
 
     def __init__(self, invocation: Invocation) -> None:
         self.invocation = invocation
@@ -106,7 +116,9 @@ class _StreamState:
         if self.response_model:
             attributes[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
         if self.finish_reasons:
-            attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [self.finish_reasons[i] for i in sorted(self.finish_reasons)]
+            attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
+                self.finish_reasons[i] for i in sorted(self.finish_reasons)
+            ]
         if self.monitor is not None:
             try:
                 attributes.update(self.monitor.end_attributes())
@@ -233,7 +245,5 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
     def __del__(self) -> None:
         if not self._self_done:
-            try:
+            with contextlib.suppress(Exception):  # nothing may escape a finalizer
                 self._self_finish(sc.STREAM_ABANDONED)
-            except Exception:
-                pass

@@ -43,7 +43,9 @@ class TracingState:
         self.telemetry: Telemetry | None = None
 
 
-def _begin(state: TracingState, spec: OperationSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation | None:
+def _begin(
+    state: TracingState, spec: OperationSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Invocation | None:
     telemetry = state.telemetry
     if telemetry is None or _IN_LLM_CALL.get() or not is_instrumentation_enabled():
         return None
@@ -74,7 +76,9 @@ def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]
     """A ``wrapt``-style wrapper ``(wrapped, instance, args, kwargs)`` for ``spec``."""
     if spec.is_async:
 
-        async def async_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        async def async_wrapper(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
             invocation = _begin(state, spec, args, kwargs)
             if invocation is None:
                 return await wrapped(*args, **kwargs)

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from leanllm_otel.processing.detectors import Detector, DetectorConfig, Finding, default_detector
 from leanllm_otel.processing.parts import dumps
-from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.settings import TelemetrySettings
 
 logger = logging.getLogger(__name__)
 
