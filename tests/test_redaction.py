@@ -12,6 +12,7 @@ import litellm
 import pytest
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.processing import redaction
 from leanllm_otel.processing.content import ContentRenderer
 from leanllm_otel.processing.detectors import Detector, DetectorConfig, default_detector
@@ -253,11 +254,12 @@ def test_detector_uses_extra_patterns_and_allowlist_from_settings() -> None:
     assert sorted(f.type for f in findings) == ["EMAIL", "TICKET"]
 
 
-def test_detector_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detector_follows_the_configured_patterns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEANLLM_DETECTOR_EXTRA_PATTERNS", '{"ORDER": "ORD-[0-9]{5}"}')
-    detector = detector_for(TelemetrySettings())
+    detector = detector_for(TelemetrySettings.from_config(LeanLLMConfig.from_env()))
     assert detector.redact("order ORD-12345")[0] == "order [CUSTOM:ORDER]"
-    monkeypatch.delenv("LEANLLM_DETECTOR_EXTRA_PATTERNS")
+    in_code = TelemetrySettings.from_config(LeanLLMConfig(detector_allowlist=("ada@example.com",)))
+    assert "ada@example.com" in detector_for(in_code).redact("mail ada@example.com")[0]
     assert detector_for(TelemetrySettings()) is default_detector()
 
 

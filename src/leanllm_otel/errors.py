@@ -26,6 +26,8 @@ _BY_CLASS_NAME: dict[str, ErrorKind] = {
     "ContextWindowExceededError": ErrorKind.CONTEXT_WINDOW,
     "ContentPolicyViolationError": ErrorKind.CONTENT_POLICY,
     "BudgetExceededError": ErrorKind.BUDGET,
+    "LeanLLMBudgetExceeded": ErrorKind.BUDGET,  # refused by a leanllm-otel budget (guardrails)
+    "LeanLLMPolicyViolation": ErrorKind.CONTENT_POLICY,  # refused by opt-in enforcement (guardrails)
     "Timeout": ErrorKind.TIMEOUT,
     "APITimeoutError": ErrorKind.TIMEOUT,
     "TimeoutError": ErrorKind.TIMEOUT,

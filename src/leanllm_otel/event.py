@@ -249,8 +249,11 @@ def event_from_attributes(
         raw = attributes.get(attribute)
         if raw is not None:
             values[field] = _load_json(raw)
-    if not isinstance(values.get("findings", {}), dict):
+    findings = values.get("findings", {})
+    if not isinstance(findings, dict):
         values["findings"] = {}
+    elif not all(isinstance(v, int) and not isinstance(v, bool) for v in findings.values()):
+        values["findings"] = {str(k): v for k, v in findings.items() if isinstance(v, int) and not isinstance(v, bool)}
     parameters: dict[str, Any] = {}
     for name, attribute in _PARAMETERS:
         raw = attributes.get(attribute)
@@ -260,7 +263,12 @@ def event_from_attributes(
 
     finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
     if finish is not None:
-        values["finish_reasons"] = [str(v) for v in finish] if not isinstance(finish, str) else [finish]
+        if isinstance(finish, str):
+            values["finish_reasons"] = [finish]
+        elif isinstance(finish, (list, tuple)):
+            values["finish_reasons"] = [str(v) for v in finish]
+        else:  # a malformed attribute (e.g. from an OTLP sender) must not make the span unmappable
+            values["finish_reasons"] = [str(finish)]
 
     labels: dict[str, str] = {}
     tags: dict[str, str] = {}

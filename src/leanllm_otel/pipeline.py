@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
@@ -34,6 +34,9 @@ from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 from leanllm_otel.processing.rendering import Renderer
 from leanllm_otel.processing.sampling import LeanLLMSampler
 from leanllm_otel.settings import TelemetrySettings
+
+if TYPE_CHECKING:
+    from leanllm_otel.guardrails.guard import Guard
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,7 @@ class Pipeline:
         drops: DropCounter,
         instrumentor: LeanLLMInstrumentor | None,
         owns_provider: bool,
+        guard: Guard | None = None,
     ) -> None:
         self.config = config
         self.provider = provider
@@ -118,6 +122,7 @@ class Pipeline:
         self.drops = drops
         self.instrumentor = instrumentor
         self.owns_provider = owns_provider
+        self.guard = guard
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
 
@@ -142,6 +147,8 @@ class Pipeline:
                 return
             self._is_shut_down = True
         timeout = timeout_millis if timeout_millis is not None else self.config.shutdown_timeout_ms
+        if self.guard is not None:
+            self.guard.close(timeout_s=min(5.0, timeout / 1000.0))
         _bounded(self.processor.shutdown, timeout / 1000.0, "shutdown")
         if self in _ACTIVE:
             _ACTIVE.remove(self)
@@ -179,8 +186,11 @@ def build_processor(
     config: LeanLLMConfig,
     drops: DropCounter,
     exporters: Sequence[SpanExporter],
+    guard: Guard | None = None,
 ) -> tuple[LeanLLMSpanProcessor, list[SpanProcessor]]:
     """The processor chain: ``LeanLLMSpanProcessor`` fronting one batch processor per exporter."""
+    if guard is not None:
+        exporters = [guard.wrap_exporter(exporter) for exporter in exporters]
     settings = settings_for(config)
     processor = LeanLLMSpanProcessor(
         settings, renderer=Renderer(settings, hash_key=_hash_key(config)), drop_counter=drops
@@ -271,7 +281,10 @@ def configure(
             own.add_callback(drops.add)
         all_exporters.append(exporter)
 
-    processor, batch_processors = build_processor(config, drops, all_exporters)
+    from leanllm_otel.guardrails.config import guard_from_config  # heavy (SQL ledger); imported on use
+
+    guard = guard_from_config(config)  # None unless enforcement, budgets, alerts or anomalies are configured
+    processor, batch_processors = build_processor(config, drops, all_exporters, guard)
     provider.add_span_processor(processor)
 
     instrumentor: LeanLLMInstrumentor | None = None
@@ -280,9 +293,11 @@ def configure(
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
         instrumentor.instrument(tracer_provider=provider, meter_provider=meter_provider, settings=settings_for(config))
+        if guard is not None:
+            guard.attach(instrumentor)
 
     pipeline = Pipeline(
-        config, provider, processor, all_exporters, batch_processors, drops, instrumentor, owns_provider
+        config, provider, processor, all_exporters, batch_processors, drops, instrumentor, owns_provider, guard
     )
     _ACTIVE.append(pipeline)
     return pipeline

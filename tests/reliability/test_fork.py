@@ -11,8 +11,6 @@ import collections
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 from service_helpers import read_rows
 from support import OTLPReceiver
 
-from .helpers import REPO, run_python, subprocess_env, wait_until
+from .helpers import run_python, subprocess_env, wait_until
 
 _PREFORK = """
 import os
@@ -163,12 +161,12 @@ def test_gunicorn_preload_workers(receiver: OTLPReceiver, tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.wait(5)
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 0, stderr
     wanted = {f"/req{i}" for i in range(12)} | {"warm-up"}
     contents = [r["event_id"] for r in read_rows(url).values()]
-    assert len(contents) == 13
+    assert len(contents) == 13, stderr[-5000:]
     # every request exported once over OTLP, and the master's pre-fork warm-up exactly once (never per worker)
     counts = collections.Counter(_ids(receiver))
     assert len(counts) == 13 and all(n == 1 for n in counts.values()), counts
     assert len(wanted) == 13
-    del urllib, time

@@ -80,7 +80,7 @@ def test_5xx_then_recovery_delivers_everything(fault: FaultServer) -> None:
     drops = DropRecorder()
     exporter = _exporter(fault.url, drops)
     try:
-        result, elapsed = _timed_export(exporter, _spans("5xx"))
+        result, _ = _timed_export(exporter, _spans("5xx"))
         assert result is SpanExportResult.SUCCESS
         assert drops.total == 0
         assert [len(r.events) for r in fault.requests] == [3, 3, 3, 3]

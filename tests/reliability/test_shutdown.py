@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import leanllm_otel
 from service_helpers import count_rows
 
-from .helpers import REPO, CollectingExporter, subprocess_env, traced_stub, stub_completion
+from .helpers import REPO, CollectingExporter, stub_completion, subprocess_env, traced_stub
 
 _QUEUED_THEN_EXIT = """
 import sys, time

@@ -101,8 +101,8 @@ def test_postgres_stopped_mid_run_and_restarted(postgres_server: Any, postgres_u
 # --- SQLite locked by another writer ---------------------------------------------------------------------------
 
 
-def _migrated_exporter(url: str, busy_ms: int) -> SQLSpanExporter:
-    config = LeanLLMConfig(database_url=url, **FAST_DELIVERY)
+def _migrated_exporter(url: str, busy_ms: int, **overrides: Any) -> SQLSpanExporter:
+    config = LeanLLMConfig(database_url=url, **{**FAST_DELIVERY, **overrides})
     exporter = SQLSpanExporter(
         config=config,
         sqlite_busy_timeout_ms=busy_ms,
@@ -135,9 +135,9 @@ def test_sqlite_locked_by_another_writer(sqlite_url: str) -> None:
 
 def test_sqlite_lock_shorter_than_the_retry_budget_loses_nothing(sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
-    exporter = _migrated_exporter(sqlite_url, busy_ms=50)
-    with _pipeline(exporter=exporter, retry_total_budget_ms=5000, retry_max_attempts=10,
-                   circuit_breaker_failure_threshold=10) as (pipe, drops):
+    exporter = _migrated_exporter(sqlite_url, busy_ms=50, retry_total_budget_ms=5000, retry_max_attempts=10,
+                                  circuit_breaker_failure_threshold=10)
+    with _pipeline(exporter=exporter) as (pipe, drops):
         holder = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN EXCLUSIVE")
         release = threading.Timer(0.4, lambda: (holder.execute("ROLLBACK"), holder.close()))

@@ -29,11 +29,8 @@ from leanllm_otel.redaction_mode import RedactionMode
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.telemetry import Telemetry
 
-_CONTENT_KWARGS = ("messages", "prompt", "input", "tools", "functions", "instructions")
-
-
 class Skip(Exception):
-    """Raised by ``resolve`` when the call must pass through untraced (``log=False``)."""
+    """Raised while starting an invocation when the call must pass through untraced (``log=False``)."""
 
 
 class Invocation:
