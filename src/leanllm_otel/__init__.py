@@ -12,6 +12,7 @@ from leanllm_otel.context import (
     use_context,
 )
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError, LeanLLMPolicyViolation
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.pipeline import Pipeline, configure
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
@@ -24,9 +25,12 @@ __all__ = [
     "ConfigError",
     "LLMEvent",
     "LeanLLM",
+    "LeanLLMBudgetExceeded",
     "LeanLLMConfig",
     "LeanLLMContext",
+    "LeanLLMGuardrailError",
     "LeanLLMInstrumentor",
+    "LeanLLMPolicyViolation",
     "LeanLLMSampler",
     "LeanLLMSpanProcessor",
     "Pipeline",
