@@ -113,12 +113,18 @@ def test_precedence_per_call_over_ambient_over_config(make_instrumented: Any) ->
 
 
 def test_sampling_rate_precedence(make_instrumented: Any) -> None:
+    # Failing calls: errors are always recorded, so each call's span shows the rate that was in force.
+    def failing_call() -> None:
+        with pytest.raises(litellm.RateLimitError):
+            litellm.completion(model="gpt-4o-mini", messages=MESSAGES,
+                               mock_response=litellm.RateLimitError("slow down", "openai", "gpt-4o-mini"))
+
     inst = make_instrumented(sampling_rate=0.25)
-    _call()
+    failing_call()
     with use_context(sample=0.5):
-        _call()
+        failing_call()
         with use_call_options(CallOptions(sample=0.75)):
-            _call()
+            failing_call()
     rates = [a[sc.LEANLLM_SAMPLING_RATE] for a in sorted(
         (dict(s.attributes) for s in inst.all_llm_spans()), key=lambda a: a[sc.LEANLLM_SAMPLING_RATE])]
     assert rates == [0.25, 0.5, 0.75]

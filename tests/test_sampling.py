@@ -116,7 +116,8 @@ def test_per_call_zero_under_global_one_is_dropped(make_instrumented: Any) -> No
     with use_call_options(CallOptions(context=LeanLLMContext(sample=0.0))):
         _ok()
     assert inst.llm_spans() == []
-    assert len(inst.all_llm_spans()) == 1
+    assert inst.all_llm_spans() == []  # sampled out at start: no SDK span was ever made
+    assert inst.processor.counters.snapshot()["sampled_out"] == 1
 
 
 def test_decisions_are_trace_coherent(make_instrumented: Any) -> None:
@@ -174,3 +175,33 @@ def test_clamp_rate() -> None:
     assert clamp_rate(-1.0) == 0.0
     assert clamp_rate(2.0) == 1.0
     assert clamp_rate(0.4) == 0.4
+
+
+def test_sampled_out_call_that_fails_is_recorded_under_its_parent_from_its_start(make_instrumented: Any) -> None:
+    inst = make_instrumented(sampling_rate=0.0)
+    with inst.tracer.start_as_current_span("request") as parent:
+        _ok()  # sampled out: no span at all
+        _fail()  # sampled out at start, then failed: the real span is made at failure
+    (error,) = inst.llm_spans()
+    assert error.parent is not None and error.parent.span_id == parent.get_span_context().span_id
+    assert error.context.trace_id == parent.get_span_context().trace_id
+    assert error.start_time < error.end_time
+    assert error.attributes[sc.LEANLLM_SAMPLED] is False
+    assert error.attributes[sc.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert error.attributes[sc.LEANLLM_ERROR_KIND] == "rate_limit"
+
+
+def test_sampled_out_stream_that_breaks_is_recorded(make_instrumented: Any, openai_server: Any) -> None:
+    inst = make_instrumented(sampling_rate=0.0)
+    stream = litellm.completion(
+        model="openai/break-3", messages=MESSAGES, api_base=openai_server.base_url, api_key="sk-test",
+        stream=True, max_retries=0,
+    )
+    assert isinstance(stream, litellm.CustomStreamWrapper)
+    with pytest.raises(Exception):  # noqa: B017 - LiteLLM's mid-stream error class varies by version
+        for _ in stream:
+            pass
+    (error,) = inst.llm_spans()
+    assert error.attributes[sc.LEANLLM_STREAM_OUTCOME] == sc.STREAM_ERROR
+    assert error.attributes[sc.LEANLLM_STREAM_CHUNKS] >= 1
+    assert error.status.status_code is StatusCode.ERROR

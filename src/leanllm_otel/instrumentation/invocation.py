@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import context as context_api
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+)
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
@@ -22,6 +31,7 @@ from leanllm_otel.context import (
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
 from leanllm_otel.instrumentation.credentials import scrub
+from leanllm_otel.processing.processor import SAMPLED_OUT
 from leanllm_otel.processing.record import CallRecord, handing_over
 from leanllm_otel.processing.sampling import clamp_rate, keeps
 from leanllm_otel.redaction_mode import RedactionMode
@@ -34,13 +44,25 @@ class Skip(Exception):
 
 
 class Invocation:
-    """Owns one span. ``succeed`` / ``fail`` / ``end_stream`` end it; the first one to run wins."""
+    """Owns one span. ``succeed`` / ``fail`` / ``end_stream`` end it; the first one to run wins.
+
+    A call sampled out at start (rate below 1) takes the light path: no SDK span is created, only a non-recording
+    span context (so the call's HTTP child spans see an unsampled parent and are dropped with it). Should that call
+    fail, the real span is created then, with the original start time and parent, because errors are always kept.
+    """
 
     __slots__ = (
+        "_ambient",
+        "_args",
         "_ended",
         "_kwargs",
+        "_options",
+        "_parent_context",
+        "_per_call_mode",
+        "_rate",
         "event_id",
         "guard_call",
+        "light",
         "mode",
         "operation",
         "record",
@@ -61,55 +83,82 @@ class Invocation:
             ambient = options.context.merged_over(ambient)
         if (options is not None and options.log is False) or (ambient is not None and ambient.log is False):
             raise Skip
+        self._options = options
+        self._ambient = ambient
+        self._args = args
+        self._kwargs = kwargs  # a reference: read at start, and on failure to scrub credentials from the message
         settings = telemetry.settings
-        model = kwargs.get("model")
-        if model is None and args:
-            model = args[0]
-        model = str(model) if model is not None else ""
-        attributes = request_attributes(operation, model, kwargs)
-        self.stream = bool(kwargs.get("stream"))
-        self._kwargs = kwargs  # a reference, read only on failure to scrub credentials from the message
-        attributes[sc.LEANLLM_STREAM] = self.stream
-
         rate, per_call_mode = _rate_and_mode(options, ambient, settings.sampling_rate)
-        mode = settings.redaction_mode(per_call_mode)
-        self.mode = mode
-        self.event_id = (options.request_id if options and options.request_id else None) or str(uuid.uuid4())
-        attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
-        attributes[sc.LEANLLM_SAMPLING_RATE] = rate
-        attributes[sc.LEANLLM_REDACTION_MODE] = mode.value
-        _context_attributes(attributes, options, ambient, settings.environment, settings.auto_chain)
-
-        name = f"{operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
-        self.start_ns = time.time_ns()
-        self.span = telemetry.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.start_ns
-        )
-        trace_id = self.span.get_span_context().trace_id
-        self.sampled = keeps(trace_id, rate)
+        self._rate = rate
+        self._per_call_mode = per_call_mode
+        self.mode = settings.redaction_mode(per_call_mode)
+        self.event_id = (options.request_id if options and options.request_id else None) or new_event_id()
+        self.stream = bool(kwargs.get("stream"))
         self.record: CallRecord | None = None
-        if self.sampled and settings.wants_record(mode, per_call_mode is not None):
-            self.record = CallRecord(
-                span_id=self.span.get_span_context().span_id,
-                operation=operation,
-                mode=mode,
-                capture=settings.capture_content or per_call_mode is not None,
-                scan=settings.security_scan is not False,
-            )
-            messages = kwargs.get("messages")
-            if isinstance(messages, list):
-                self.record.messages = list(messages)
-            for key in ("prompt", "input"):
-                if kwargs.get(key) is not None:
-                    self.record.prompt = kwargs[key]
-            if kwargs.get("instructions") is not None:
-                self.record.extra["instructions"] = kwargs["instructions"]
-            tools = kwargs.get("tools") or kwargs.get("functions")
-            if tools is not None:
-                self.record.tools = tools
+        self.guard_call: Any = None
+        self.start_ns = time.time_ns()
+        if rate < 1.0 and telemetry.guard is None:
+            parent = get_current_span().get_span_context()
+            trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
+            if not keeps(trace_id, rate):
+                self.sampled = False
+                self.light = True
+                self._parent_context: context_api.Context | None = context_api.get_current()
+                self.span: Any = NonRecordingSpan(
+                    SpanContext(trace_id, _RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
+                )
+                return
+        self.light = False
+        self.sampled = True
+        self._parent_context = None
+        self._open_span(self.start_ns)
+        if settings.wants_record(self.mode, per_call_mode is not None):
+            self._keep_record(kwargs)
         guard = telemetry.guard
         # May end the span and raise LeanLLMGuardrailError (a refused call); the wrapper lets that through.
         self.guard_call = None if guard is None else guard.begin(self, kwargs)
+
+    def _open_span(self, start_ns: int, parent: Any = None) -> None:
+        """Start the SDK span with every attribute known before the call."""
+        kwargs = self._kwargs
+        model = kwargs.get("model")
+        if model is None and self._args:
+            model = self._args[0]
+        attributes = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
+        attributes[sc.LEANLLM_STREAM] = self.stream
+        attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
+        attributes[sc.LEANLLM_SAMPLING_RATE] = self._rate
+        if self._rate < 1.0:
+            # The decision drawn at start; the processor follows it rather than redrawing from the span's trace id.
+            attributes[sc.LEANLLM_SAMPLED] = self.sampled
+        attributes[sc.LEANLLM_REDACTION_MODE] = self.mode.value
+        settings = self.telemetry.settings
+        _context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
+        name = f"{self.operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
+        self.span = self.telemetry.tracer.start_span(
+            name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+        )
+
+    def _keep_record(self, kwargs: Mapping[str, Any]) -> None:
+        """The content snapshot: references and a shallow copy of the message list, nothing serialised here."""
+        record = self.record = CallRecord(
+            span_id=self.span.get_span_context().span_id,
+            operation=self.operation,
+            mode=self.mode,
+            capture=self.telemetry.settings.capture_content or self._per_call_mode is not None,
+            scan=self.telemetry.settings.security_scan is not False,
+        )
+        messages = kwargs.get("messages")
+        if isinstance(messages, list):
+            record.messages = list(messages)
+        for key in ("prompt", "input"):
+            if kwargs.get(key) is not None:
+                record.prompt = kwargs[key]
+        if kwargs.get("instructions") is not None:
+            record.extra["instructions"] = kwargs["instructions"]
+        tools = kwargs.get("tools") or kwargs.get("functions")
+        if tools is not None:
+            record.tools = tools
 
     # --- endings ---------------------------------------------------------------------------------------------
     def succeed(self, response: Any) -> None:
@@ -155,6 +204,13 @@ class Invocation:
     def _end(self, attributes: dict[str, Any], exc: BaseException | None) -> None:
         self._ended = True
         end_ns = time.time_ns()
+        if self.light:
+            if exc is None:
+                self._end_light(attributes, end_ns)
+                return
+            # A sampled-out call failed: errors are always kept, so the real span is made now.
+            self.light = False
+            self._open_span(self.start_ns, parent=self._parent_context)
         span = self.span
         try:
             self._record_end(span, attributes, exc, end_ns)
@@ -199,7 +255,34 @@ class Invocation:
         span.set_attributes(attributes)
         if self.sampled or exc is not None:
             chain_advance(self.telemetry, self.event_id)
-        self.telemetry.record_metrics(self.operation, span, attributes, latency_ms / 1000.0, error_type)
+        self.telemetry.record_metrics(
+            self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
+        )
+
+
+    def _end_light(self, attributes: dict[str, Any], end_ns: int) -> None:
+        """A sampled-out success: metrics and the sampled-out count, no span."""
+        SAMPLED_OUT.add()
+        telemetry = self.telemetry
+        kwargs = self._kwargs
+        model = kwargs.get("model")
+        if model is None and self._args:
+            model = self._args[0]
+        start = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
+        telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
+        telemetry.notify_end(self, self.span, None)
+
+
+_RANDOM = random.Random()  # reseeded in forked children by the random module's own at-fork hook
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID string. ``uuid.uuid4`` reads ``os.urandom``, which releases the GIL on every call;
+    with LiteLLM's logging thread runnable the caller then waits for it (0.1-0.5 ms). Event ids need uniqueness,
+    not unpredictability."""
+    value = (_RANDOM.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _rate_and_mode(

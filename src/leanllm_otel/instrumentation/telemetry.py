@@ -89,28 +89,28 @@ class Telemetry:
     def record_metrics(
         self,
         operation: str,
-        span: Span,
+        start_attributes: Mapping[str, Any],
         end_attributes: Mapping[str, Any],
         duration_s: float,
         error_type: str | None,
     ) -> None:
-        span_attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
         attributes: dict[str, Any] = {}
         for key in _METRIC_ATTRIBUTE_KEYS:
-            value = end_attributes.get(key, span_attributes.get(key))
+            value = end_attributes.get(key)
+            if value is None:
+                value = start_attributes.get(key)
             if value is not None:
                 attributes[key] = value
         attributes[sc.GEN_AI_OPERATION_NAME] = operation
         if error_type is not None:
             attributes[sc.ERROR_TYPE] = error_type
         self.duration.record(duration_s, attributes)
-        for key, token_type in (
-            (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.TOKEN_TYPE_INPUT),
-            (sc.GEN_AI_USAGE_OUTPUT_TOKENS, sc.TOKEN_TYPE_OUTPUT),
-        ):
-            count = end_attributes.get(key)
-            if isinstance(count, int):
-                self.token_usage.record(count, {**attributes, sc.GEN_AI_TOKEN_TYPE: token_type})
+        input_tokens = end_attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        if isinstance(input_tokens, int):
+            self.token_usage.record(input_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+        output_tokens = end_attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(output_tokens, int):
+            self.token_usage.record(output_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
         ttft_ms = end_attributes.get(sc.LEANLLM_TTFT_MS)
         if isinstance(ttft_ms, (int, float)):
             self.time_to_first_chunk.record(ttft_ms / 1000.0, attributes)

@@ -29,8 +29,31 @@ from leanllm_otel.processing.sampling import keeps
 from leanllm_otel.settings import TelemetrySettings
 
 
+class _Tally:
+    """A thread-safe process-wide count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+# Calls sampled out at start never become SDK spans, so no processor sees them: the wrappers count them here, and
+# every processor's ``counters`` reports those counted since it was created (one pipeline per process is the norm).
+SAMPLED_OUT = _Tally()
+
+
+def attach_record(span: ReadableSpan, record: CallRecord | None) -> ReadableSpan:
+    """Carry ``record`` beside ``span`` to the export threads (a plain Python attribute, never an OTel one)."""
+    span.leanllm_record = record  # type: ignore[attr-defined]
+    return span
+
+
 class PendingSpan(ReadableSpan):
-    """A finished LLM span on its way to the export threads, with the content snapshot beside it."""
+    """A copy of a finished LLM span, marked sampled, for an error the head sampler only recorded."""
 
     def __init__(self, span: ReadableSpan, record: CallRecord | None, force_sampled: bool) -> None:
         context = span.context
@@ -68,6 +91,7 @@ class SpanCounters:
         self.kept_errors = 0
         self.sampled_out = 0
         self.head_sampled_out = 0
+        self._light_base = SAMPLED_OUT.value
 
     def add(self, name: str) -> None:
         with self._lock:
@@ -78,7 +102,7 @@ class SpanCounters:
             return {
                 "kept": self.kept,
                 "kept_errors": self.kept_errors,
-                "sampled_out": self.sampled_out,
+                "sampled_out": self.sampled_out + SAMPLED_OUT.value - self._light_base,
                 "head_sampled_out": self.head_sampled_out,
             }
 
@@ -144,7 +168,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 processor.on_end(forwarded)
             except Exception:
                 log_internal_error("a downstream span processor failed")
-        if forwarded is not span:
+        if self._end_listeners and hasattr(forwarded, "leanllm_record"):  # a kept LLM span
             for listener in self._end_listeners:
                 try:
                     listener(forwarded)
@@ -162,16 +186,21 @@ class LeanLLMSpanProcessor(SpanProcessor):
         is_error = span.status.status_code is StatusCode.ERROR
         if is_error:
             self.counters.add("kept_errors")
+            if context.trace_flags.sampled:
+                return attach_record(span, record)
             return PendingSpan(span, record, force_sampled=True)
         if not context.trace_flags.sampled:
             self.counters.add("head_sampled_out")
             return None
-        rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, self.settings.sampling_rate)
-        if not keeps(context.trace_id, float(rate)):  # type: ignore[arg-type]
+        decided = attributes.get(sc.LEANLLM_SAMPLED)
+        if decided is None:
+            rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, self.settings.sampling_rate)
+            decided = keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
+        if not decided:
             self.counters.add("sampled_out")
             return None
         self.counters.add("kept")
-        return PendingSpan(span, record, force_sampled=False)
+        return attach_record(span, record)
 
     def shutdown(self) -> None:
         for processor in self._downstream:

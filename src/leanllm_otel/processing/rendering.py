@@ -36,7 +36,10 @@ class Renderer:
 
     def render(self, span: ReadableSpan) -> ReadableSpan:
         record: CallRecord | None = getattr(span, "leanllm_record", None)
-        attributes = dict(span.attributes or {})
+        original = span.attributes or {}
+        if record is None and (sc.LEANLLM_COST_USD in original or sc.GEN_AI_USAGE_INPUT_TOKENS not in original):
+            return span  # nothing to add: no copy
+        attributes = dict(original)
         events: Sequence[Event] = span.events
         try:
             if record is not None:
