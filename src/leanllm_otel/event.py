@@ -267,8 +267,8 @@ def event_from_attributes(
             values["finish_reasons"] = [finish]
         elif isinstance(finish, (list, tuple)):
             values["finish_reasons"] = [str(v) for v in finish]
-        else:  # a malformed attribute (e.g. from an OTLP sender) must not make the span unmappable
-            values["finish_reasons"] = [str(finish)]
+        else:  # a malformed span (e.g. from an OTLP sender): a ValueError its caller reports as a rejection
+            raise ValueError(f"{sc.GEN_AI_RESPONSE_FINISH_REASONS} must be a string array, got {type(finish).__name__}")
 
     labels: dict[str, str] = {}
     tags: dict[str, str] = {}
