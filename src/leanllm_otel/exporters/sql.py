@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
+import os
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -137,6 +140,9 @@ class PreparedInsert:
         return result
 
 
+_FORK_MIGRATION_WAIT_S = 15.0
+
+
 class SQLSpanExporter(SpanExporter):
     """Writes leanllm LLM spans to the SQL event store; other spans are ignored.
 
@@ -192,9 +198,20 @@ class SQLSpanExporter(SpanExporter):
         self._shutdown = False
         self.exported_count = 0
         db.preload(self._db.async_url)  # before any background work: see its docstring (fork safety)
+        self._start_migration: concurrent.futures.Future[None] | None = None
         if config.auto_migrate:
             # "Migrate at start" without blocking the application: the first write waits for it (or retries it).
-            self._db.submit(self._ensure_schema).add_done_callback(self._log_start_failure)
+            self._start_migration = self._db.submit(self._ensure_schema)
+            self._start_migration.add_done_callback(self._log_start_failure)
+            if hasattr(os, "register_at_fork"):
+                weak = weakref.WeakMethod(self._finish_start_migration)
+
+                def _before_fork() -> None:
+                    method = weak()
+                    if method is not None:
+                        method()
+
+                os.register_at_fork(before=_before_fork)
 
     @property
     def database(self) -> db.Database:
@@ -249,6 +266,18 @@ class SQLSpanExporter(SpanExporter):
             task = self._migration = asyncio.ensure_future(db.upgrade(engine))
         await asyncio.shield(task)
         self._schema_ready = True
+
+    def _finish_start_migration(self) -> None:
+        """Before ``fork()``: let a start-up migration finish (bounded) so no child inherits it half done.
+
+        Pre-fork servers (``gunicorn --preload``) fork right after start-up, while the migration may be importing
+        revision modules and holding locks on the parent's loop thread; a child inheriting that state can hang.
+        """
+        future = self._start_migration
+        if future is None or future.done():
+            return
+        with contextlib.suppress(Exception):
+            future.result(timeout=_FORK_MIGRATION_WAIT_S)
 
     def _log_start_failure(self, future: concurrent.futures.Future[None]) -> None:
         if future.cancelled():
