@@ -104,3 +104,20 @@ def test_only_llm_spans_are_events(instrumented: Any) -> None:
         litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="ok")
     kinds = sorted((s.name, is_llm_span_attributes(s.attributes)) for s in instrumented.spans())
     assert kinds == [("chat gpt-4o-mini", True), ("plain", False)]
+
+
+def test_span_to_row_is_the_same_mapping_as_span_to_event(make_instrumented: Any) -> None:
+    from leanllm_otel.event import span_to_event, span_to_row
+
+    inst = make_instrumented(capture_content=True)
+    with use_context(user_id="u1", labels={"team": "a"}, custom_tags={"tier": "gold"}):
+        litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                           mock_response="hello", temperature=0.3, max_tokens=12)
+    with pytest.raises(litellm.RateLimitError):
+        litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                           mock_response=litellm.RateLimitError("slow", "openai", "gpt-4o-mini"))
+    spans = inst.llm_spans()
+    assert len(spans) == 2
+    for span in spans:
+        assert span_to_row(span) == span_to_event(span).to_row()
+    assert span_to_row(spans[0])["parameters"] == {"temperature": 0.3, "max_tokens": 12}

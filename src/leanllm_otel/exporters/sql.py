@@ -1,8 +1,8 @@
 """``SQLSpanExporter``: each kept LLM span becomes one ``LLMEvent`` row in SQLite or PostgreSQL.
 
 ``export()`` runs on the batch processor's worker thread (and on whichever thread calls ``force_flush`` or
-``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_to_event(...).to_row()``), then
-hands one ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget,
+``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_to_row``, equal to
+``span_to_event(...).to_row()`` without building the model), then hands one ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget,
 circuit breaker, drop accounting). The async SQLAlchemy engine lives on a private event-loop thread owned by the
 exporter and recreated in a forked child. Nothing here raises into the application.
 """
@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from leanllm_otel.config import LeanLLMConfig
-from leanllm_otel.event import LLMEvent, is_llm_span_attributes, span_to_event
+from leanllm_otel.event import LLMEvent, is_llm_span_attributes
+from leanllm_otel.event import span_to_row as event_span_to_row
 from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.delivery import (
     CircuitBreaker,
@@ -228,9 +229,13 @@ class SQLSpanExporter(SpanExporter):
             row = {k: v for k, v in row.items() if k in _COLUMNS}
         return row
 
-    @classmethod
-    def span_to_row(cls, span: ReadableSpan, recorded_at: datetime) -> dict[str, Any]:
-        return cls.event_to_row(span_to_event(span), recorded_at)
+    @staticmethod
+    def span_to_row(span: ReadableSpan, recorded_at: datetime) -> dict[str, Any]:
+        row = event_span_to_row(span)
+        row["recorded_at"] = recorded_at
+        if row.keys() - _COLUMNS:  # an LLMEvent field with no column yet: keep the row writable
+            row = {k: v for k, v in row.items() if k in _COLUMNS}
+        return row
 
     def _rows(self, spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
         recorded_at = datetime.now(timezone.utc)
