@@ -2,8 +2,9 @@
 
 ``export()`` runs on the batch processor's worker thread (and on whichever thread calls ``force_flush`` or
 ``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_to_row``, equal to
-``span_to_event(...).to_row()`` without building the model), then hands one ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget,
-circuit breaker, drop accounting). The async SQLAlchemy engine lives on a private event-loop thread owned by the
+``span_to_event(...).to_row()`` without building the model), then hands one
+``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget, circuit breaker,
+drop accounting). The async SQLAlchemy engine lives on a private event-loop thread owned by the
 exporter and recreated in a forked child. Nothing here raises into the application.
 """
 
