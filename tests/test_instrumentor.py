@@ -585,3 +585,22 @@ def test_scrub_removes_every_kind_of_credential_value() -> None:
     for secret in ("sk-aaaa1111", "pw-2222", "qqqq3333", "tok-4444", "cred-5555"):
         assert secret not in cleaned
     assert "keep-me" in cleaned and "gpt-4o-mini" in cleaned
+
+
+def test_event_ids_are_unique_across_fork() -> None:
+    """A forked worker must not replay its parent's id sequence (ids are the store's idempotency key)."""
+    import os
+
+    from leanllm_otel.instrumentation.invocation import new_event_id
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id and leave without running any exit handler
+        os.write(write_end, new_event_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    parent_id = new_event_id()
+    os.waitpid(pid, 0)
+    child_id = os.read(read_end, 100).decode()
+    os.close(read_end)
+    assert len(child_id) == 36 and child_id != parent_id

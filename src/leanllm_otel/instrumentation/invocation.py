@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -273,7 +274,10 @@ class Invocation:
         telemetry.notify_end(self, self.span, None)
 
 
-_RANDOM = random.Random()  # reseeded in forked children by the random module's own at-fork hook
+_RANDOM = random.Random()
+if hasattr(os, "register_at_fork"):
+    # A forked child must not repeat its parent's (or a sibling's) ids: reseed from os.urandom in every child.
+    os.register_at_fork(after_in_child=_RANDOM.seed)
 
 
 def new_event_id() -> str:
