@@ -59,7 +59,7 @@ from leanllm_otel.hooks import (
 )
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.instrumentation.streams import StreamProxy
-from leanllm_otel.processing.processor import PendingSpan
+from leanllm_otel.processing.processor import attach_record
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.processing.rendering import Renderer
 from leanllm_otel.redaction_mode import RedactionMode
@@ -189,7 +189,7 @@ class _Entry:
             if self._record is None or self._renderer is None:
                 self._event = self.metadata_event()
             else:
-                rendered = self._renderer.render(PendingSpan(self._span, self._record, force_sampled=False))
+                rendered = self._renderer.render(attach_record(self._span, self._record))
                 self._event = span_to_event(rendered)
                 self._record = None  # drop the references to messages and response once rendered
         return self._event

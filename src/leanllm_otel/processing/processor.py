@@ -13,7 +13,7 @@ never reaches any of them:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.processing.record import CallRecord, take_pending
-from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer, copy_span
 from leanllm_otel.processing.sampling import keeps
 from leanllm_otel.settings import TelemetrySettings
 
@@ -52,34 +52,19 @@ def attach_record(span: ReadableSpan, record: CallRecord | None) -> ReadableSpan
     return span
 
 
-class PendingSpan(ReadableSpan):
-    """A copy of a finished LLM span, marked sampled, for an error the head sampler only recorded."""
-
-    def __init__(self, span: ReadableSpan, record: CallRecord | None, force_sampled: bool) -> None:
-        context = span.context
-        if force_sampled and context is not None and not context.trace_flags.sampled:
-            context = SpanContext(
-                context.trace_id,
-                context.span_id,
-                context.is_remote,
-                TraceFlags(context.trace_flags | TraceFlags.SAMPLED),
-                context.trace_state,
-            )
-        super().__init__(
-            name=span.name,
-            context=context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=span.attributes,
-            events=span.events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
+def marked_sampled(span: ReadableSpan, record: CallRecord | None) -> ReadableSpan:
+    """A copy of ``span`` flagged sampled (an error the head sampler only recorded), carrying ``record``."""
+    context = span.context
+    if context is not None and not context.trace_flags.sampled:
+        sampled = SpanContext(
+            context.trace_id,
+            context.span_id,
+            context.is_remote,
+            TraceFlags(context.trace_flags | TraceFlags.SAMPLED),
+            context.trace_state,
         )
-        self.leanllm_record = record
+        span = copy_span(span, context=sampled)
+    return attach_record(span, record)
 
 
 class SpanCounters:
@@ -186,9 +171,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
         is_error = span.status.status_code is StatusCode.ERROR
         if is_error:
             self.counters.add("kept_errors")
-            if context.trace_flags.sampled:
-                return attach_record(span, record)
-            return PendingSpan(span, record, force_sampled=True)
+            return marked_sampled(span, record)
         if not context.trace_flags.sampled:
             self.counters.add("head_sampled_out")
             return None
@@ -219,6 +202,3 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 ok = False
         return ok
 
-
-def downstream_processors(processor: LeanLLMSpanProcessor) -> Sequence[SpanProcessor]:
-    return processor.downstream

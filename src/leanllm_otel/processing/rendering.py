@@ -12,6 +12,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
@@ -53,20 +54,31 @@ class Renderer:
             log_internal_error("rendering span content")
             # Fail closed: the span leaves with no content at all rather than unredacted content.
             attributes = dict(span.attributes or {})
-        return ReadableSpan(
-            name=span.name,
-            context=span.context,
-            parent=span.parent,
-            resource=span.resource,
-            attributes=attributes,
-            events=events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
+        return copy_span(span, attributes=attributes, events=events)
+
+
+def copy_span(
+    span: ReadableSpan,
+    *,
+    context: SpanContext | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    events: Sequence[Event] | None = None,
+) -> ReadableSpan:
+    """A plain ``ReadableSpan`` equal to ``span`` except for what is given."""
+    return ReadableSpan(
+        name=span.name,
+        context=context if context is not None else span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes if attributes is not None else span.attributes,
+        events=events if events is not None else span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def _with_exception_message(events: Sequence[Event], message: str) -> list[Event]:
@@ -122,6 +134,3 @@ class ContentRenderingExporter(SpanExporter):
     def __getattr__(self, name: str) -> Any:
         return getattr(self.exporter, name)
 
-
-def rendered_attributes(span: ReadableSpan) -> Mapping[str, Any]:
-    return span.attributes or {}
