@@ -130,6 +130,18 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
         try:
             if processor is not None:
                 processor.shutdown(timeout_millis=int(timeout_ms))
+                worker = getattr(processor, "_worker_thread", None)
+                if worker is not None and worker.is_alive():
+                    # The SDK gave up waiting for an export stuck in the backend; say so, and count what is left.
+                    queue = getattr(processor, "_queue", None)
+                    left = len(queue) if queue is not None else 0
+                    _logger.warning(
+                        "leanllm-otel: shutdown exceeded %.0f ms; abandoning the export in flight and %d queued spans",
+                        timeout_ms,
+                        left,
+                    )
+                    if left:
+                        self.drops.add(left, "shutdown_timeout")
             else:  # pragma: no cover - older SDKs
                 super().shutdown()  # type: ignore[no-untyped-call]
         except Exception:
