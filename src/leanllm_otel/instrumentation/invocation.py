@@ -165,6 +165,15 @@ class Invocation:
     def succeed(self, response: Any) -> None:
         if self._ended:
             return
+        if self.light:  # sampled out: only what the metrics need
+            try:
+                counts = _token_counts(response)
+                if self.operation == sc.OP_EMBEDDINGS:
+                    counts.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
+                self._end(counts, None)
+            except Exception:
+                log_internal_error("recording a sampled-out call")
+            return
         try:
             attributes = response_attributes(response)
             if self.operation == sc.OP_EMBEDDINGS:  # output tokens do not apply to embeddings (LiteLLM reports 0)
@@ -272,6 +281,21 @@ class Invocation:
         start = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
         telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
         telemetry.notify_end(self, self.span, None)
+
+
+def _token_counts(response: Any) -> dict[str, Any]:
+    usage = getattr(response, "usage", None)
+    counts: dict[str, Any] = {}
+    for attribute, names in (
+        (sc.GEN_AI_USAGE_INPUT_TOKENS, ("prompt_tokens", "input_tokens")),
+        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, ("completion_tokens", "output_tokens")),
+    ):
+        for name in names:
+            value = getattr(usage, name, None) if usage is not None else None
+            if isinstance(value, int):
+                counts[attribute] = value
+                break
+    return counts
 
 
 _RANDOM = random.Random()
