@@ -6,8 +6,8 @@ store and ``LEANLLM_API_KEY`` the LeanLLM service. It delegates everything to th
 Behind leanllm's configurator (the default, or ``OTEL_PYTHON_CONFIGURATOR=leanllm``) it receives spans that
 ``LeanLLMSpanProcessor`` already sampled and rendered. When another configurator built the SDK (e.g.
 ``opentelemetry-distro``'s, which wins when both are installed and none is named), it is fed by a plain batch
-processor: it then still drops sampled-out LLM successes itself (the decision is a pure function of trace id and
-rate, so applying it twice changes nothing), and warns that content capture and error rescue need ours.
+processor: it then still drops sampled-out LLM successes itself (it follows the decision recorded on the span, or
+recomputes it from trace id and rate, so applying it twice changes nothing), and warns that content capture and error rescue need ours.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def _kept(span: ReadableSpan, default_rate: float) -> bool:
     attributes = span.attributes or {}
     if sc.LEANLLM_REQUEST_ID not in attributes or span.status.status_code is StatusCode.ERROR:
         return True
+    decided = attributes.get(sc.LEANLLM_SAMPLED)  # the decision drawn at start, when the rate was below 1
+    if decided is not None:
+        return bool(decided)
     context = span.context
     rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
     return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
