@@ -7,7 +7,8 @@ Behind leanllm's configurator (the default, or ``OTEL_PYTHON_CONFIGURATOR=leanll
 ``LeanLLMSpanProcessor`` already sampled and rendered. When another configurator built the SDK (e.g.
 ``opentelemetry-distro``'s, which wins when both are installed and none is named), it is fed by a plain batch
 processor: it then still drops sampled-out LLM successes itself (it follows the decision recorded on the span, or
-recomputes it from trace id and rate, so applying it twice changes nothing), and warns that content capture and error rescue need ours.
+recomputes it from trace id and rate, so applying it twice changes nothing), and warns that content capture and
+error rescue need ours.
 """
 
 from __future__ import annotations
