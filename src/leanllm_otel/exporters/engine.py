@@ -164,14 +164,15 @@ def preload(async_url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _migration_lock(url: URL) -> AsyncIterator[None]:
-    """Serialise migrations across threads and loops (all of them: Alembic's ``context`` and ``op`` proxies are
-    module-global, so two migrations of *different* databases in one process corrupt each other), and across
-    processes for a SQLite file.
+    """Serialise migrations of one database across threads and loops, and across processes for a SQLite file.
 
     Polls instead of blocking, so two migrations started on the same event loop cannot deadlock it. (On
     PostgreSQL the migration environment also takes an advisory lock, which covers every process.)
     """
-    key = "alembic"
+    # Per database, not per process: a migration abandoned on a stopped loop keeps its lock forever, and must not
+    # block every other store of the process. (Alembic's context is module-global, so two *different* databases
+    # migrating at the same instant in one process can still collide; see benchmarks/README.md.)
+    key = url.render_as_string(hide_password=True)
     with _MIGRATION_LOCKS_GUARD:
         lock = _MIGRATION_LOCKS.setdefault(key, threading.Lock())
     while not lock.acquire(blocking=False):
