@@ -31,19 +31,7 @@ from leanllm_otel.settings import TelemetrySettings
 
 logger = logging.getLogger(__name__)
 
-MODULE_FUNCTIONS: tuple[OperationSpec, ...] = (
-    OperationSpec("completion", sc.OP_CHAT, False),
-    OperationSpec("acompletion", sc.OP_CHAT, True),
-    OperationSpec("text_completion", sc.OP_TEXT_COMPLETION, False),
-    OperationSpec("atext_completion", sc.OP_TEXT_COMPLETION, True),
-    OperationSpec("embedding", sc.OP_EMBEDDINGS, False),
-    OperationSpec("aembedding", sc.OP_EMBEDDINGS, True),
-    OperationSpec("responses", sc.OP_CHAT, False),
-    OperationSpec("aresponses", sc.OP_CHAT, True),
-    OperationSpec("completion_with_retries", sc.OP_CHAT, False),
-    OperationSpec("acompletion_with_retries", sc.OP_CHAT, True),
-)
-
+# Entry points LiteLLM's module and ``litellm.Router`` both offer.
 ROUTER_METHODS: tuple[OperationSpec, ...] = (
     OperationSpec("completion", sc.OP_CHAT, False),
     OperationSpec("acompletion", sc.OP_CHAT, True),
@@ -53,6 +41,12 @@ ROUTER_METHODS: tuple[OperationSpec, ...] = (
     OperationSpec("aembedding", sc.OP_EMBEDDINGS, True),
     OperationSpec("responses", sc.OP_CHAT, False),
     OperationSpec("aresponses", sc.OP_CHAT, True),
+)
+
+MODULE_FUNCTIONS: tuple[OperationSpec, ...] = (
+    *ROUTER_METHODS,
+    OperationSpec("completion_with_retries", sc.OP_CHAT, False),
+    OperationSpec("acompletion_with_retries", sc.OP_CHAT, True),
 )
 
 

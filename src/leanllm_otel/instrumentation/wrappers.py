@@ -72,6 +72,26 @@ def _finish(invocation: Invocation, result: Any) -> Any:
     return result
 
 
+class _InsideCall:
+    """While LiteLLM runs: the span is current (HTTP child spans nest) and the nesting guard is set. Both are undone
+    before the invocation ends, so ending happens in the caller's own context; an exception ends it as an error."""
+
+    __slots__ = ("_guard", "_invocation", "_token")
+
+    def __init__(self, invocation: Invocation) -> None:
+        self._invocation = invocation
+
+    def __enter__(self) -> None:
+        self._guard = _IN_LLM_CALL.set(True)
+        self._token = context_api.attach(set_span_in_context(self._invocation.span))
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        context_api.detach(self._token)
+        _IN_LLM_CALL.reset(self._guard)
+        if exc is not None:
+            self._invocation.fail(exc)
+
+
 def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]:
     """A ``wrapt``-style wrapper ``(wrapped, instance, args, kwargs)`` for ``spec``."""
     if spec.is_async:
@@ -82,19 +102,10 @@ def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]
             invocation = _begin(state, spec, args, kwargs)
             if invocation is None:
                 return await wrapped(*args, **kwargs)
-            guard = _IN_LLM_CALL.set(True)
-            token = context_api.attach(set_span_in_context(invocation.span))
-            try:
+            with _InsideCall(invocation):
                 result = await wrapped(*args, **kwargs)
                 if inspect.isawaitable(result):  # some LiteLLM paths return a coroutine from a coroutine
                     result = await result
-            except BaseException as exc:
-                context_api.detach(token)
-                _IN_LLM_CALL.reset(guard)
-                invocation.fail(exc)
-                raise
-            context_api.detach(token)
-            _IN_LLM_CALL.reset(guard)
             return _finish(invocation, result)
 
         return async_wrapper
@@ -103,17 +114,8 @@ def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]
         invocation = _begin(state, spec, args, kwargs)
         if invocation is None:
             return wrapped(*args, **kwargs)
-        guard = _IN_LLM_CALL.set(True)
-        token = context_api.attach(set_span_in_context(invocation.span))
-        try:
+        with _InsideCall(invocation):
             result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            context_api.detach(token)
-            _IN_LLM_CALL.reset(guard)
-            invocation.fail(exc)
-            raise
-        context_api.detach(token)
-        _IN_LLM_CALL.reset(guard)
         if inspect.iscoroutine(result):
             # Called with acompletion=True or similar: the work happens when the caller awaits.
             return _await_then_finish(invocation, result)
@@ -123,17 +125,8 @@ def make_wrapper(state: TracingState, spec: OperationSpec) -> Callable[..., Any]
 
 
 async def _await_then_finish(invocation: Invocation, coroutine: Any) -> Any:
-    guard = _IN_LLM_CALL.set(True)
-    token = context_api.attach(set_span_in_context(invocation.span))
-    try:
+    with _InsideCall(invocation):
         result = await coroutine
-    except BaseException as exc:
-        context_api.detach(token)
-        _IN_LLM_CALL.reset(guard)
-        invocation.fail(exc)
-        raise
-    context_api.detach(token)
-    _IN_LLM_CALL.reset(guard)
     return _finish(invocation, result)
 
 
