@@ -1,13 +1,20 @@
 """Export throughput of SQLSpanExporter behind LeanLLMBatchSpanProcessor, into SQLite and PostgreSQL.
 
     .venv/bin/python benchmarks/export_throughput.py [--spans 100000] [--backends sqlite,postgres]
+        [--profiles tuned,leanllm-defaults] [--modes export,end-to-end]
 
-For each backend and each settings profile it ends ``--spans`` LLM spans on a real TracerProvider (the application
-thread), waits until everything is flushed, and prints:
+For each backend, mode and settings profile it pushes ``--spans`` finished LLM spans (the attributes a real
+instrumented chat call carries, ~22 of them) through the batch processor's ``on_end``, waits until everything
+is flushed, and prints:
 
-- end-to-end events/s (span creation + queue + mapping + INSERT, all in this one process, sharing the GIL),
-- exporter events/s (events written / time spent inside ``export()``: what the exporter sustains),
+- events/s: rows stored / time from the first span to the end of the final flush,
+- exporter events/s: rows written / time spent inside ``export()`` (what the exporter sustains while sharing the
+  process with the producer),
 - drops (queue full / retries), and RSS: peak and at each quarter of the run (flat = bounded memory).
+
+Modes: ``export`` hands the processor ready-made ``ReadableSpan`` objects (the export path: queue, batch, map,
+INSERT; the producer costs ~3 us a span); ``end-to-end`` also creates each span on the SDK tracer in the producer
+thread (start_span + attributes + end, ~25 us a span of the same GIL), as an application would.
 
 Profiles: ``tuned`` (batch 1000, flush 200 ms, queue 20000) and ``leanllm-defaults`` (batch 100, flush 180 s,
 queue 10000: LeanLLM's own worker defaults, under which it sustains about 1 event/s). The producer is paced
@@ -18,13 +25,15 @@ PostgreSQL: a private server started with ``tests/support/postgres.py``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import random
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExportResult  # noqa: E402
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags  # noqa: E402
 
 from leanllm_otel import semconv as sc  # noqa: E402
 from leanllm_otel.config import LeanLLMConfig  # noqa: E402
@@ -69,7 +79,67 @@ class TimedExporter(SQLSpanExporter):
         return result
 
 
-def run(url: str, n: int, profile: str) -> dict[str, Any]:
+def _span_attributes() -> dict[str, Any]:
+    """The attributes of a finished, non-streamed chat call as the instrumentor records them (metadata mode)."""
+    return {
+        sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
+        sc.GEN_AI_PROVIDER_NAME: "openai",
+        sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+        sc.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        sc.GEN_AI_REQUEST_MAX_TOKENS: 256,
+        sc.SERVER_ADDRESS: "127.0.0.1",
+        sc.SERVER_PORT: 8080,
+        sc.LEANLLM_STREAM: False,
+        sc.LEANLLM_SAMPLING_RATE: 1.0,
+        sc.LEANLLM_REDACTION_MODE: "metadata",
+        sc.LEANLLM_INPUT_MESSAGE_COUNT: 1,
+        sc.LEANLLM_ENVIRONMENT: "bench",
+        sc.LEANLLM_LABEL_PREFIX + "feature": "search",
+        sc.GEN_AI_RESPONSE_ID: "chatcmpl-bench",
+        sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+        sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 120,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 45,
+        sc.LEANLLM_TOTAL_TOKENS: 165,
+        sc.LEANLLM_USAGE_REPORTED: True,
+        sc.LEANLLM_COST_USD: 0.000045,
+        sc.LEANLLM_LATENCY_MS: 830.0,
+    }
+
+
+def _producer(mode: str, provider: TracerProvider, processor: LeanLLMBatchSpanProcessor) -> Callable[[int], None]:
+    """One call per span: ``export`` builds the ReadableSpan directly, ``end-to-end`` goes through the tracer."""
+    base = _span_attributes()
+    ids = random.Random(7)
+    resource = provider.resource  # shared, as the SDK's spans share it (a ReadableSpan without one detects a new one)
+    if mode == "end-to-end":
+        tracer = provider.get_tracer("bench")
+
+        def through_tracer(i: int) -> None:
+            span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT)
+            attributes = dict(base)
+            attributes[sc.LEANLLM_REQUEST_ID] = str(uuid.UUID(int=ids.getrandbits(128), version=4))
+            attributes[sc.LEANLLM_CORRELATION_ID] = f"req-{i // 10}"
+            span.set_attributes(attributes)
+            span.end()
+
+        return through_tracer
+
+    def ready_made(i: int) -> None:
+        attributes = dict(base)
+        attributes[sc.LEANLLM_REQUEST_ID] = str(uuid.UUID(int=ids.getrandbits(128), version=4))
+        attributes[sc.LEANLLM_CORRELATION_ID] = f"req-{i // 10}"
+        now = time.time_ns()
+        context = SpanContext(ids.getrandbits(128), ids.getrandbits(64), False, TraceFlags(TraceFlags.SAMPLED))
+        processor.on_end(ReadableSpan(
+            name="chat gpt-4o-mini", context=context, kind=SpanKind.CLIENT, attributes=attributes,
+            start_time=now - 830_000_000, end_time=now, status=Status(StatusCode.UNSET), resource=resource,
+        ))
+
+    return ready_made
+
+
+def run(url: str, n: int, profile: str, mode: str) -> dict[str, Any]:
     settings = PROFILES[profile]
     config = LeanLLMConfig(database_url=url, shutdown_timeout_ms=60_000, **settings)
     exporter = TimedExporter(config=config)
@@ -77,7 +147,7 @@ def run(url: str, n: int, profile: str) -> dict[str, Any]:
     processor = LeanLLMBatchSpanProcessor(exporter, config)
     provider = TracerProvider()
     provider.add_span_processor(processor)
-    tracer = provider.get_tracer("bench")
+    produce = _producer(mode, provider, processor)
     queue = processor._batch_processor._queue  # pacing only: keep the producer under the queue bound
     high_water = settings["queue_max_size"] - settings["batch_size"]
 
@@ -93,23 +163,7 @@ def run(url: str, n: int, profile: str) -> dict[str, Any]:
     quarter_rss: list[float] = []
     started = time.perf_counter()
     for i in range(n):
-        span = tracer.start_span("chat gpt-4o-mini")
-        span.set_attributes({
-            sc.LEANLLM_REQUEST_ID: str(uuid.uuid4()),
-            sc.GEN_AI_OPERATION_NAME: "chat",
-            sc.GEN_AI_PROVIDER_NAME: "openai",
-            sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-            sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-            sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
-            sc.GEN_AI_USAGE_INPUT_TOKENS: 120,
-            sc.GEN_AI_USAGE_OUTPUT_TOKENS: 45,
-            sc.LEANLLM_COST_USD: 0.000045,
-            sc.LEANLLM_LATENCY_MS: 830.0,
-            sc.LEANLLM_LABEL_PREFIX + "feature": "search",
-            sc.LEANLLM_CORRELATION_ID: f"req-{i // 10}",
-            sc.LEANLLM_ENVIRONMENT: "bench",
-        })
-        span.end()
+        produce(i)
         if len(queue) >= high_water:
             while len(queue) >= high_water // 2:
                 if settings["flush_interval_ms"] > 1000:
@@ -126,6 +180,7 @@ def run(url: str, n: int, profile: str) -> dict[str, Any]:
         stored = store.count_events()
     return {
         "profile": profile,
+        "mode": mode,
         "stored": stored,
         "end_to_end_eps": stored / elapsed,
         "exporter_eps": exporter.written / exporter.busy_s if exporter.busy_s else float("nan"),
@@ -140,29 +195,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--profiles", default="tuned,leanllm-defaults")
+    parser.add_argument("--modes", default="export,end-to-end")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     print(f"{args.spans} spans per run, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-    print(f"{'backend':<9} {'profile':<17} {'stored':>7} {'end-to-end ev/s':>16} {'exporter ev/s':>14} "
+    print(f"{'backend':<9} {'mode':<11} {'profile':<17} {'stored':>7} {'events/s':>9} {'exporter ev/s':>14} "
           f"{'peak RSS MB':>12}  RSS at 25/50/75/100%  drops")
     server = None
     try:
-        for backend in backends:
-            for profile in profiles:
-                if backend == "sqlite":
-                    url = f"sqlite:///{tempfile.mkdtemp(prefix='leanllm-bench-')}/events.db"
-                else:
-                    if server is None:
-                        from support.postgres import PostgresServer
+        for backend, mode, profile in itertools.product(backends, modes, profiles):
+            if backend == "sqlite":
+                url = f"sqlite:///{tempfile.mkdtemp(prefix='leanllm-bench-')}/events.db"
+            else:
+                if server is None:
+                    from support.postgres import PostgresServer
 
-                        server = PostgresServer().start()
-                    url = server.create_database()
-                r = run(url, args.spans, profile)
-                quarters = "/".join(f"{v:.0f}" for v in r["quarter_rss_mb"])
-                print(f"{backend:<9} {profile:<17} {r['stored']:>7} {r['end_to_end_eps']:>16,.0f} "
-                      f"{r['exporter_eps']:>14,.0f} {r['peak_rss_mb']:>12.0f}  {quarters:<20}  {r['drops'] or '-'}",
-                      flush=True)
+                    server = PostgresServer().start()
+                url = server.create_database()
+            r = run(url, args.spans, profile, mode)
+            quarters = "/".join(f"{v:.0f}" for v in r["quarter_rss_mb"])
+            print(f"{backend:<9} {mode:<11} {profile:<17} {r['stored']:>7} {r['end_to_end_eps']:>9,.0f} "
+                  f"{r['exporter_eps']:>14,.0f} {r['peak_rss_mb']:>12.0f}  {quarters:<20}  {r['drops'] or '-'}",
+                  flush=True)
     finally:
         if server is not None:
             server.cleanup()

@@ -252,6 +252,18 @@ def event_from_attributes(
     )
 
 
+# One table for the single pass over a span's attributes: attribute -> (rule, event field or parameter, type).
+_SCALAR, _JSON, _PARAMETER = 0, 1, 2
+_RULES: dict[str, tuple[int, str, type | None]] = {
+    **{scalar.attribute: (_SCALAR, scalar.field, scalar.kind) for scalar in _SCALARS},
+    **{attribute: (_JSON, field, None) for field, attribute in _JSON_FIELDS},
+    **{attribute: (_PARAMETER, name, None) for name, attribute in _PARAMETERS},
+}
+_LABEL_OR_TAG = (sc.LEANLLM_LABEL_PREFIX, sc.LEANLLM_TAG_PREFIX)
+_LABEL_PREFIX_LENGTH = len(sc.LEANLLM_LABEL_PREFIX)
+_TAG_PREFIX_LENGTH = len(sc.LEANLLM_TAG_PREFIX)
+
+
 def _event_values(
     attributes: Mapping[str, Any],
     *,
@@ -263,28 +275,47 @@ def _event_values(
     is_error: bool,
     status_description: str | None,
 ) -> dict[str, Any]:
-    """The mapping itself: ``LLMEvent`` field values from span attributes, already of the fields' types."""
+    """The mapping itself: ``LLMEvent`` field values from span attributes, already of the fields' types.
+
+    One pass over the attributes the span has (a table lookup each), not one lookup per known field: this runs
+    once per exported span on the export thread.
+    """
     values: dict[str, Any] = {}
-    for scalar in _SCALARS:
-        raw = attributes.get(scalar.attribute)
-        if raw is not None:
-            coerced = _coerce(raw, scalar.kind)
-            if coerced is not None:
-                values[scalar.field] = coerced
-    for field, attribute in _JSON_FIELDS:
-        raw = attributes.get(attribute)
-        if raw is not None:
-            values[field] = _load_json(raw)
-    findings = values.get("findings", {})
-    if not isinstance(findings, dict):
-        values["findings"] = {}
-    elif not all(isinstance(v, int) and not isinstance(v, bool) for v in findings.values()):
-        values["findings"] = {str(k): v for k, v in findings.items() if isinstance(v, int) and not isinstance(v, bool)}
     parameters: dict[str, Any] = {}
-    for name, attribute in _PARAMETERS:
-        raw = attributes.get(attribute)
-        if raw is not None:
-            parameters[name] = raw if isinstance(raw, (str, int, float, bool)) else list(raw)
+    labels: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    for key, raw in attributes.items():
+        rule = _RULES.get(key)
+        if rule is None:
+            if key.startswith(_LABEL_OR_TAG):
+                if key.startswith(sc.LEANLLM_LABEL_PREFIX):
+                    labels[key[_LABEL_PREFIX_LENGTH:]] = str(raw)
+                else:
+                    tags[key[_TAG_PREFIX_LENGTH:]] = str(raw)
+            continue
+        if raw is None:
+            continue
+        kind, field, field_type = rule
+        if kind == _SCALAR:
+            if type(raw) is field_type:
+                values[field] = raw
+            else:
+                coerced = _coerce(raw, field_type)  # type: ignore[arg-type]
+                if coerced is not None:
+                    values[field] = coerced
+        elif kind == _JSON:
+            values[field] = _load_json(raw)
+        else:
+            parameters[field] = raw if isinstance(raw, (str, int, float, bool)) else list(raw)
+
+    findings = values.get("findings")
+    if findings is not None:
+        if not isinstance(findings, dict):
+            values["findings"] = {}
+        elif not all(isinstance(v, int) and not isinstance(v, bool) for v in findings.values()):
+            values["findings"] = {
+                str(k): v for k, v in findings.items() if isinstance(v, int) and not isinstance(v, bool)
+            }
     values["parameters"] = parameters
 
     finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
@@ -296,17 +327,11 @@ def _event_values(
         else:  # a malformed span (e.g. from an OTLP sender): a ValueError its caller reports as a rejection
             raise ValueError(f"{sc.GEN_AI_RESPONSE_FINISH_REASONS} must be a string array, got {type(finish).__name__}")
 
-    labels: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    for key, value in attributes.items():
-        if key.startswith(sc.LEANLLM_LABEL_PREFIX):
-            labels[key[len(sc.LEANLLM_LABEL_PREFIX) :]] = str(value)
-        elif key.startswith(sc.LEANLLM_TAG_PREFIX):
-            tags[key[len(sc.LEANLLM_TAG_PREFIX) :]] = str(value)
     metadata: dict[str, Any] = {}
     for name, attribute in _METADATA_SCALARS:
-        if attributes.get(attribute) is not None:
-            metadata[name] = str(attributes[attribute])
+        value = attributes.get(attribute)
+        if value is not None:
+            metadata[name] = str(value)
     if tags:
         metadata["custom_tags"] = tags
 
@@ -335,21 +360,37 @@ def span_to_event(span: ReadableSpan) -> LLMEvent:
 
 # Field defaults, for building a row without constructing (and validating) an LLMEvent per span.
 _ROW_DEFAULTS: dict[str, Any] = {
-    name: field.default for name, field in LLMEvent.model_fields.items() if field.default_factory is None
+    name: field.default
+    for name, field in LLMEvent.model_fields.items()
+    if field.default_factory is None and not field.is_required()
 }
 _ROW_FACTORIES: tuple[tuple[str, Any], ...] = tuple(
     (name, field.default_factory) for name, field in LLMEvent.model_fields.items() if field.default_factory is not None
 )
 
 
-def span_to_row(span: ReadableSpan) -> dict[str, Any]:
-    """``span_to_event(span).to_row()`` without the model in between (the SQL exporter's hot path).
-
-    The values come from the same mapping, already of the fields' types, so both give the same row (tested).
-    """
+def row_defaults() -> dict[str, Any]:
+    """Every optional field at its default (fresh containers); the mapping always sets the required ones."""
     row = dict(_ROW_DEFAULTS)
     for name, factory in _ROW_FACTORIES:
         row[name] = factory()
+    return row
+
+
+def span_row_values(span: ReadableSpan) -> dict[str, Any]:
+    """The fields ``span`` sets: its row is ``row_defaults()`` updated with these (what ``span_to_row`` does).
+
+    Writers that hold the defaults already (the SQL exporter's prepared insert) take only these.
+    """
+    return _span_values(span)
+
+
+def span_to_row(span: ReadableSpan) -> dict[str, Any]:
+    """``span_to_event(span).to_row()`` without the model in between.
+
+    The values come from the same mapping, already of the fields' types, so both give the same row (tested).
+    """
+    row = row_defaults()
     row.update(_span_values(span))
     return row
 

@@ -125,7 +125,6 @@ events = Table(
     Index("ix_leanllm_events_correlation_id", "correlation_id"),
     Index("ix_leanllm_events_model_timestamp", "model", "timestamp"),
     Index("ix_leanllm_events_status_timestamp", "status", "timestamp"),
-    Index("ix_leanllm_events_trace_id", "trace_id"),
     Index("ix_leanllm_events_recorded_at", "recorded_at"),
 )
 

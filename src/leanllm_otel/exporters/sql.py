@@ -1,11 +1,11 @@
 """``SQLSpanExporter``: each kept LLM span becomes one ``LLMEvent`` row in SQLite or PostgreSQL.
 
 ``export()`` runs on the batch processor's worker thread (and on whichever thread calls ``force_flush`` or
-``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_to_row``, equal to
-``span_to_event(...).to_row()`` without building the model), then hands one
-``INSERT ... ON CONFLICT (event_id) DO NOTHING`` per batch to :class:`Delivery` (retries, budget, circuit breaker,
-drop accounting). The async SQLAlchemy engine lives on a private event-loop thread owned by the
-exporter and recreated in a forked child. Nothing here raises into the application.
+``shutdown``). It maps spans to rows with the one mapping of ``event.py`` (``span_row_values``: the fields a span
+sets, the rest being ``LLMEvent`` defaults; no model built per span), then hands one idempotent write per batch
+(``insert.PreparedInsert``: multi-row ``INSERT ... ON CONFLICT (event_id) DO NOTHING``) to :class:`Delivery`
+(retries, budget, circuit breaker, drop accounting). The async SQLAlchemy engine lives on a private event-loop
+thread owned by the exporter and recreated in a forked child. Nothing here raises into the application.
 """
 
 from __future__ import annotations
@@ -13,26 +13,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import logging
 import os
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import types as sa_types
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
 from leanllm_otel.config import LeanLLMConfig
-from leanllm_otel.event import LLMEvent, is_llm_span_attributes
-from leanllm_otel.event import span_to_row as event_span_to_row
+from leanllm_otel.event import LLMEvent, is_llm_span_attributes, span_row_values
 from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.delivery import (
     CircuitBreaker,
@@ -42,7 +38,8 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
-from leanllm_otel.exporters.schema import UTCDateTime, events
+from leanllm_otel.exporters.insert import PreparedInsert
+from leanllm_otel.exporters.schema import events
 
 _logger = logging.getLogger(__name__)
 
@@ -66,83 +63,17 @@ def _classify(exc: BaseException) -> Exception:
     return RetryableError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
 
 
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    # The text form SQLAlchemy's SQLite DATETIME type writes and reads back (UTC, naive, microseconds).
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
-    return value
-
-
-_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not value and isinstance(value, (dict, list)):
-        return "{}" if isinstance(value, dict) else "[]"
-    return _json_encode(value)
-
-
-def _sqlite_bool(value: Any) -> int | None:
-    return None if value is None else int(bool(value))
-
-
-class PreparedInsert:
-    """``INSERT ... ON CONFLICT (event_id) DO NOTHING`` compiled once by SQLAlchemy Core for one dialect.
-
-    Rows become positional parameter tuples through one converter per column (JSON text, UTC datetimes, SQLite
-    booleans) and go to the driver's ``executemany`` directly: SQLAlchemy's per-row bind processing cost more
-    than the database write itself (see ``benchmarks/export_throughput.py``).
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect_name = dialect.name
-        statement: Insert = (
-            postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
-            if dialect.name == "postgresql"
-            else sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
-        )
-        compiled = statement.compile(dialect=dialect, column_keys=list(events.c.keys()))
-        if compiled.positiontup is None:  # pragma: no cover - both async drivers use positional parameters
-            raise RuntimeError(f"unsupported paramstyle for {dialect.name}")
-        self.sql = str(compiled)
-        on_sqlite = dialect.name == "sqlite"
-        converters: list[tuple[str, Callable[[Any], Any] | None]] = []
-        for name in compiled.positiontup:
-            column_type = events.c[name].type
-            converter: Callable[[Any], Any] | None = None
-            if isinstance(column_type, sa_types.JSON):
-                converter = _json_text
-            elif isinstance(column_type, UTCDateTime):
-                converter = _sqlite_datetime if on_sqlite else _utc
-            elif isinstance(column_type, sa_types.Boolean) and on_sqlite:
-                converter = _sqlite_bool
-            converters.append((name, converter))
-        self._converters = tuple(converters)
-
-    def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        converters = self._converters
-        result: list[tuple[Any, ...]] = []
-        append = result.append
-        for row in rows:
-            get = row.get
-            append(tuple([get(name) if convert is None else convert(get(name)) for name, convert in converters]))
-        return result
-
-
 _FORK_MIGRATION_WAIT_S = 15.0
+
+
+@dataclass
+class _Batch:
+    """One ``export()`` call's LLM spans, and what became of them across delivery attempts."""
+
+    spans: list[ReadableSpan]
+    rows: list[dict[str, Any]] | None = None  # mapped on the first attempt
+    unmapped: int = 0
+    rejected: int = 0
 
 
 class SQLSpanExporter(SpanExporter):
@@ -230,35 +161,25 @@ class SQLSpanExporter(SpanExporter):
             row = {k: v for k, v in row.items() if k in _COLUMNS}
         return row
 
-    @staticmethod
-    def span_to_row(span: ReadableSpan, recorded_at: datetime) -> dict[str, Any]:
-        row = event_span_to_row(span)
-        row["recorded_at"] = recorded_at
-        if row.keys() - _COLUMNS:  # an LLMEvent field with no column yet: keep the row writable
-            row = {k: v for k, v in row.items() if k in _COLUMNS}
-        return row
-
-    def _rows(self, spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
+    def _rows(self, batch: _Batch) -> None:
+        """Map ``batch.spans`` (LLM spans) to rows; spans that cannot be mapped are logged and counted."""
         recorded_at = datetime.now(timezone.utc)
-        rows: list[dict[str, Any]] = []
-        failed = 0
-        for span in spans:
-            if not is_llm_span_attributes(span.attributes):
-                continue
+        batch.rows, batch.unmapped = [], 0
+        for span in batch.spans:
             try:
-                rows.append(self.span_to_row(span, recorded_at))
+                row = span_row_values(span)
             except Exception:
-                failed += 1
+                batch.unmapped += 1
                 _logger.exception("leanllm-otel: could not map span %r to an event", span.name)
-        if failed:
-            self.drops.add(failed, REASON_MAPPING_ERROR)
-        return rows
+                continue
+            row["recorded_at"] = recorded_at
+            batch.rows.append(row)
 
     # --- writing ----------------------------------------------------------------------------------------
 
-    def _prepared(self, dialect: Dialect) -> PreparedInsert:
-        if self._insert is None or self._insert.dialect_name != dialect.name:
-            self._insert = PreparedInsert(dialect)
+    def _prepared(self) -> PreparedInsert:
+        if self._insert is None:
+            self._insert = PreparedInsert(make_url(self._db.async_url).get_dialect()())
         return self._insert
 
     async def _ensure_schema(self, engine: AsyncEngine) -> None:
@@ -293,13 +214,12 @@ class SQLSpanExporter(SpanExporter):
             _logger.warning("leanllm-otel: store %s not ready at start (%s: %s); retrying on export",
                             self._db.masked_url, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
 
-    async def _write(self, engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+    async def _write(self, engine: AsyncEngine, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         await self._ensure_schema(engine)
-        prepared = self._prepared(engine.dialect)
-        parameters = prepared.parameters(rows)
         try:
             async with engine.begin() as connection:
-                await connection.exec_driver_sql(prepared.sql, parameters)
+                for sql, parameters in statements:
+                    await connection.exec_driver_sql(sql, parameters)
         except sa_exc.OperationalError:
             # Start the next attempt on fresh connections: SQLite keeps a connection read-only once it opened
             # a read-only file, and a restarted PostgreSQL leaves dead sockets in the pool.
@@ -307,38 +227,44 @@ class SQLSpanExporter(SpanExporter):
             raise
 
     def _attempt(self, rows: list[dict[str, Any]]) -> None:
+        statements = self._prepared().statements(rows)
         try:
-            self._db.run(lambda engine: self._write(engine, rows), self._timeout_s)
+            self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
         except Exception as exc:
             raise _classify(exc) from exc
 
-    def _attempt_isolating(self, rows: list[dict[str, Any]], rejected: list[int]) -> None:
-        """Write ``rows``; if the database refuses the batch, write them one by one and drop only the bad ones.
+    def _attempt_batch(self, batch: _Batch) -> None:
+        """Write ``batch``; if the database refuses it, write its rows one by one and drop only the bad ones.
 
-        ``rejected[0]`` is set to the number of rows refused once the attempt as a whole succeeded. A retryable
-        failure in the middle re-raises: the retry writes the whole batch again, and rows already stored are
-        skipped by ``ON CONFLICT DO NOTHING``.
+        The spans are mapped on the first attempt; a retry writes the same rows. A retryable failure in the
+        middle re-raises: the retry writes the whole batch again, and rows already stored are skipped by
+        ``ON CONFLICT DO NOTHING``.
         """
+        if batch.rows is None:
+            self._rows(batch)
+        assert batch.rows is not None
         try:
-            self._attempt(rows)
+            self._attempt(batch.rows)
             return
         except PermanentError:
-            if len(rows) == 1:
+            if len(batch.rows) <= 1:
                 raise
         refused = 0
         reason = ""
-        for row in rows:
+        for row in batch.rows:
             try:
                 self._attempt([row])
             except PermanentError as exc:
                 refused += 1
                 reason = exc.reason
-        if refused == len(rows):
+        if refused == len(batch.rows):
             raise PermanentError(reason)
         if refused:
-            _logger.warning("leanllm-otel sql: the store refused %d of %d event(s): %s", refused, len(rows), reason)
+            _logger.warning(
+                "leanllm-otel sql: the store refused %d of %d event(s): %s", refused, len(batch.rows), reason
+            )
             self.drops.add(refused, reason.split(":", 1)[0] or "rejected_by_database")
-        rejected[0] = refused
+        batch.rejected = refused
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         """One idempotent write of ``rows`` (see :meth:`event_to_row`), no retry and no drop accounting.
@@ -349,19 +275,24 @@ class SQLSpanExporter(SpanExporter):
         self._attempt(rows)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write the LLM spans of ``spans``; returns FAILURE when the batch was dropped. Never raises."""
+        """Write the LLM spans of ``spans``; returns FAILURE when the batch was dropped. Never raises.
+
+        Each span is counted once: written, refused by the database, unmappable (``mapping_error``), or dropped
+        with the whole batch under the delivery's reason.
+        """
         try:
-            rows = self._rows(spans)
-            if not rows:
+            batch = _Batch([span for span in spans if is_llm_span_attributes(span.attributes)])
+            if not batch.spans:
                 return SpanExportResult.SUCCESS
             if self._shutdown:
-                self.drops.add(len(rows), "already_shutdown")
+                self.drops.add(len(batch.spans), "already_shutdown")
                 return SpanExportResult.FAILURE
-            rejected = [0]
-            if self.delivery.send(lambda: self._attempt_isolating(rows, rejected), len(rows)):
-                self.exported_count += len(rows) - rejected[0]
-                return SpanExportResult.SUCCESS
-            return SpanExportResult.FAILURE
+            if not self.delivery.send(lambda: self._attempt_batch(batch), len(batch.spans)):
+                return SpanExportResult.FAILURE
+            if batch.unmapped:
+                self.drops.add(batch.unmapped, REASON_MAPPING_ERROR)
+            self.exported_count += len(batch.rows or ()) - batch.rejected
+            return SpanExportResult.SUCCESS
         except Exception:  # pragma: no cover - defensive: export must never raise
             _logger.exception("leanllm-otel: SQL export failed")
             return SpanExportResult.FAILURE

@@ -1,0 +1,261 @@
+"""The event store's INSERT: compiled once per dialect, rows turned into driver parameters without SQLAlchemy's
+per-row bind processing.
+
+Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements of
+up to :attr:`PreparedInsert.rows_per_statement` rows, not with ``executemany``. ``sqlite3`` releases and re-takes
+the GIL around every row of an ``executemany``; when an application thread keeps the GIL busy each re-take waits
+for the interpreter's switch interval, and the store fell to tens of rows per second behind a CPU-bound thread
+(``benchmarks/README.md``). One statement per chunk releases it once per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import types as sa_types
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import Insert
+
+from leanllm_otel.event import row_defaults
+from leanllm_otel.exporters.schema import UTCDateTime, events
+
+# asyncpg (the PostgreSQL wire protocol) takes at most 32767 parameters per statement.
+_POSTGRESQL_MAX_PARAMETERS = 32767
+# Past a few hundred rows a longer statement saves nothing: one batch is one or two statements.
+_MAX_ROWS_PER_STATEMENT = 500
+_CACHED_PLANS = 32  # per (columns set, row count): the shapes of a workload's calls, and recent last chunks
+_NUMBERED_PARAMETER = re.compile(r"\$\d+")
+_NUMBERED_PLACEHOLDER = re.compile(r"\$\d+(::[A-Z][A-Z ]*)?")
+_QMARK_PLACEHOLDER = re.compile(r"\?")
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    # The text form SQLAlchemy's SQLite DATETIME type writes and reads back (UTC, naive, microseconds).
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+    return value
+
+
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json_string = json.encoder.encode_basestring  # the C string encoder json.dumps itself uses (ensure_ascii=False)
+_FLOAT_MAX = sys.float_info.max
+_FLOAT_MIN = -_FLOAT_MAX
+
+
+def _json_scalar(value: Any) -> str | None:
+    """``value`` as JSON when it is a string, an int, a bool or a finite float; else None."""
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float and _FLOAT_MIN <= value <= _FLOAT_MAX:  # json.dumps writes NaN / Infinity differently
+        return float.__repr__(value)
+    return None
+
+
+def json_text(value: Any) -> str | None:
+    """``value`` as the JSON text ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` writes."""
+    # Most JSON columns of a row hold {} / [] or a few scalars (labels, metadata, request parameters, finish
+    # reasons): those are written here directly; anything else goes through the encoder.
+    if value is None:
+        return None
+    if type(value) is dict:
+        if not value:
+            return "{}"
+        parts = []
+        for key, item in value.items():
+            text = _json_scalar(item)
+            if type(key) is not str or text is None:
+                return _json_encode(value)
+            parts.append(f"{_json_string(key)}:{text}")
+        return "{" + ",".join(parts) + "}"
+    if type(value) is list:
+        if not value:
+            return "[]"
+        texts = [_json_scalar(item) for item in value]
+        if None not in texts:
+            return "[" + ",".join(texts) + "]"  # type: ignore[arg-type]
+    return _json_encode(value)
+
+
+def _sqlite_bool(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _sqlite_max_parameters() -> int:
+    getlimit = getattr(sqlite3.Connection, "getlimit", None)  # Python 3.11+
+    if getlimit is not None:
+        with sqlite3.connect(":memory:") as probe:
+            return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999  # SQLite's documented defaults
+
+
+def _insert(dialect: Dialect) -> Insert:
+    module = postgresql if dialect.name == "postgresql" else sqlite
+    statement: Insert = module.insert(events)
+    return statement.on_conflict_do_nothing(index_elements=["event_id"])  # type: ignore[attr-defined,no-any-return]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a chunk whose rows set the same columns is written: its statement and where each value goes."""
+
+    sql: str
+    slots: dict[str, tuple[int, Callable[[Any], Any] | None]]  # column -> (index among bound values, converter)
+    defaults: list[Any]  # one row's bound values before its fields are filled in
+
+
+class PreparedInsert:
+    """``INSERT ... ON CONFLICT (event_id) DO NOTHING`` compiled once by SQLAlchemy Core for one dialect.
+
+    Rows become positional parameters through one converter per column (JSON text, UTC datetimes, SQLite
+    booleans): SQLAlchemy's per-row bind processing cost more than the database write itself. A row may be
+    sparse (only the fields its span set, see ``event.span_row_values``); the other columns take the converted
+    defaults of ``event.row_defaults()``. A column that is NULL by default and set by no row of a statement is
+    written as a literal ``NULL`` instead of one bound parameter per row: binding them cost SQLite two thirds of
+    the insert (most of an event's ~60 columns are NULL).
+
+    The statement texts are built from SQLAlchemy's compiled one-row statement (its placeholders, with their
+    PostgreSQL casts), checked once against its compiled two-row statement; if the two ever disagree, every
+    statement carries one row with every column bound, exactly as compiled.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect_name = dialect.name
+        names = list(events.c.keys())
+        one_row = _insert(dialect).values([dict.fromkeys(names)]).compile(dialect=dialect)
+        if one_row.positiontup is None:  # pragma: no cover - both async drivers use positional parameters
+            raise RuntimeError(f"unsupported paramstyle for {dialect.name}")
+        self.sql = str(one_row)
+        self._columns = [name.removesuffix("_m0") for name in one_row.positiontup]
+        self._numbered = dialect.name == "postgresql"
+        self._converters = self._column_converters(on_sqlite=dialect.name == "sqlite")
+        defaults = row_defaults()
+        self._defaults = [
+            default if convert is None else convert(default)
+            for default, convert in ((defaults.get(name), self._converters[name]) for name in self._columns)
+        ]
+        # Columns every statement binds: a non-NULL default must be written as a value.
+        self._always_bound = frozenset(
+            name for name, default in zip(self._columns, self._defaults, strict=True) if default is not None
+        )
+        self._plans: dict[tuple[frozenset[str], int], _Plan] = {}
+        self.rows_per_statement = 1
+        self._split = self._split_statement()
+        max_parameters = _POSTGRESQL_MAX_PARAMETERS if self._numbered else _sqlite_max_parameters()
+        rows = max(1, min(_MAX_ROWS_PER_STATEMENT, max_parameters // len(self._columns)))
+        two_rows = str(_insert(dialect).values([dict.fromkeys(names)] * 2).compile(dialect=dialect))
+        if rows > 1 and self._split is not None and self._plan(frozenset(self._columns), 2).sql == two_rows:
+            self.rows_per_statement = rows
+        else:
+            self._split = None
+        self._plans.clear()
+
+    def _column_converters(self, *, on_sqlite: bool) -> dict[str, Callable[[Any], Any] | None]:
+        converters: dict[str, Callable[[Any], Any] | None] = {}
+        for name in self._columns:
+            column_type = events.c[name].type
+            converter: Callable[[Any], Any] | None = None
+            if isinstance(column_type, sa_types.JSON):
+                converter = json_text
+            elif isinstance(column_type, UTCDateTime):
+                converter = _sqlite_datetime if on_sqlite else _utc
+            elif isinstance(column_type, sa_types.Boolean) and on_sqlite:
+                converter = _sqlite_bool
+            converters[name] = converter
+        return converters
+
+    def _split_statement(self) -> tuple[str, list[str], str] | None:
+        """``(text before the row, each column's placeholder with its cast, text after)``, or None if unexpected."""
+        values_at = self.sql.find(" VALUES (")
+        conflict_at = self.sql.rfind(") ON CONFLICT ")
+        if values_at < 0 or conflict_at < 0:
+            return None
+        placeholders = self.sql[values_at + 9 : conflict_at].split(", ")
+        pattern = _NUMBERED_PLACEHOLDER if self._numbered else _QMARK_PLACEHOLDER
+        if len(placeholders) != len(self._columns) or not all(pattern.fullmatch(p) for p in placeholders):
+            return None
+        casts = [_NUMBERED_PARAMETER.sub("", p) for p in placeholders]  # "$7::JSONB" -> "::JSONB"; "?" -> "?"
+        return self.sql[: values_at + 8], casts, self.sql[conflict_at + 1 :]
+
+    def _plan(self, bound: frozenset[str], rows: int) -> _Plan:
+        key = (bound, rows)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        slots: dict[str, tuple[int, Callable[[Any], Any] | None]] = {}
+        defaults: list[Any] = []
+        for name, default in zip(self._columns, self._defaults, strict=True):
+            if name in bound:
+                slots[name] = (len(defaults), self._converters[name])
+                defaults.append(default)
+        if self._split is None:
+            sql = self.sql
+        else:
+            prefix, casts, suffix = self._split
+            width = len(defaults)
+            row_texts = []
+            for row in range(rows):
+                placeholders = []
+                position = row * width
+                for name, cast in zip(self._columns, casts, strict=True):
+                    if name not in bound:
+                        placeholders.append("NULL")
+                    elif self._numbered:
+                        position += 1
+                        placeholders.append(f"${position}{cast}")
+                    else:
+                        placeholders.append("?")
+                row_texts.append("(" + ", ".join(placeholders) + ")")
+            sql = prefix + ", ".join(row_texts) + suffix
+        plan = _Plan(sql, slots, defaults)
+        if len(self._plans) >= _CACHED_PLANS:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """``rows`` as ``(sql, flat parameters)`` statements of up to :attr:`rows_per_statement` rows each."""
+        per_statement = self.rows_per_statement
+        all_columns = frozenset(self._columns)
+        result: list[tuple[str, tuple[Any, ...]]] = []
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            if self._split is None:
+                bound = all_columns
+            else:
+                bound = self._always_bound.union(*(row.keys() for row in chunk)) & all_columns
+            plan = self._plan(bound, len(chunk))
+            slots = plan.slots
+            parameters: list[Any] = []
+            for row in chunk:
+                values = plan.defaults.copy()
+                for name, value in row.items():
+                    slot = slots.get(name)
+                    if slot is not None:
+                        index, convert = slot
+                        values[index] = value if convert is None else convert(value)
+                parameters.extend(values)
+            result.append((plan.sql, tuple(parameters)))
+        return result

@@ -1,0 +1,143 @@
+"""The SQL store's prepared INSERT (multi-row statements, literal NULLs, JSON text) on real SQLite and PostgreSQL,
+and how the exporter counts each span exactly once."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy.dialects.sqlite import aiosqlite
+
+from leanllm_otel import semconv as sc
+from leanllm_otel.event import span_to_event
+from leanllm_otel.exporters.insert import PreparedInsert, json_text
+from leanllm_otel.exporters.schema import events
+from leanllm_otel.exporters.sql import SQLSpanExporter
+from leanllm_otel.store import EventStore
+from sql_helpers import fast_config, make_event, make_llm_span
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url"))
+
+
+def _spans_of_every_shape(count: int) -> list[Any]:
+    shapes = [
+        lambda i: make_llm_span(labels={"feature": f"f{i % 3}"}, correlation_id=f"c{i}"),
+        lambda i: make_llm_span(error="RateLimitError", model="claude-3"),
+        lambda i: make_llm_span(ttft_ms=10.0 + i, content=True),
+        lambda i: make_llm_span(extra={sc.LEANLLM_USER_ID: "u1", sc.LEANLLM_TAG_PREFIX + "tier": "gold"}),
+    ]
+    return [shapes[i % len(shapes)](i) for i in range(count)]
+
+
+# --- statements -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", [aiosqlite.dialect(), asyncpg.dialect()], ids=["sqlite", "postgresql"])
+def test_rows_share_statements_and_unset_columns_are_not_bound(dialect: Any) -> None:
+    prepared = PreparedInsert(dialect)
+    columns = len(events.c)
+    assert prepared.rows_per_statement > 100  # derived from SQLAlchemy's statement and checked against it
+    rows = [{"event_id": f"e{i}", "timestamp": datetime.now(timezone.utc), "model": "m"} for i in range(250)]
+    statements = prepared.statements(rows)
+    assert len(statements) == -(-250 // prepared.rows_per_statement)
+    assert sum(sql.count("ON CONFLICT") for sql, _ in statements) == len(statements)
+    bound = sum(len(parameters) for _, parameters in statements)
+    assert bound < 250 * columns // 2  # most columns are NULL for these rows: written as NULL, not bound
+    full = prepared.statements([SQLSpanExporter.event_to_row(make_event(), datetime.now(timezone.utc))])
+    assert len(full[0][1]) == columns  # a full row binds every column
+
+
+def test_json_text_is_what_json_dumps_writes_for_the_common_shapes() -> None:
+    samples: list[Any] = [
+        {}, [], {"feature": "search", "é\n\"": "x\u2028"}, ["stop", 'x"y'], {"temperature": 0.2, "max_tokens": 256},
+        {"stream": True, "n": None}, [1e308, -1e308, 5e-324, 0.1, 10**30], {"x": float("nan")}, [float("inf")],
+        {"nested": {"a": [1, "b"]}}, {1: "int key"}, [True, 2, 3.5],
+    ]
+    for value in samples:
+        assert json_text(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert json_text(None) is None
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.dictionaries(st.text(), _scalars, max_size=6), st.lists(_scalars, max_size=6)))
+def test_json_text_matches_json_dumps_for_any_flat_value(value: Any) -> None:
+    assert json_text(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- round trips on the real databases ------------------------------------------------------------------------
+
+
+def test_a_large_mixed_batch_round_trips_exactly(db_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(db_url))
+    spans = _spans_of_every_shape(700)  # more than one statement, rows of different shapes in each
+    try:
+        assert exporter.export(spans).name == "SUCCESS"
+        assert exporter.exported_count == 700
+        with EventStore(db_url) as store:
+            assert store.count_events() == 700
+            for span in spans[:8] + spans[-4:]:
+                expected = span_to_event(span)
+                stored = store.get_event(expected.event_id)
+                assert stored is not None and stored.model_dump() == expected.model_dump()
+    finally:
+        exporter.shutdown()
+
+
+def test_one_row_per_statement_when_the_multi_row_form_cannot_be_derived(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PreparedInsert, "_split_statement", lambda self: None)
+    exporter = SQLSpanExporter(config=fast_config(db_url))
+    spans = _spans_of_every_shape(5)
+    try:
+        assert exporter._prepared().rows_per_statement == 1
+        assert exporter.export(spans).name == "SUCCESS"
+        with EventStore(db_url) as store:
+            for span in spans:
+                expected = span_to_event(span)
+                stored = store.get_event(expected.event_id)
+                assert stored is not None and stored.model_dump() == expected.model_dump()
+    finally:
+        exporter.shutdown()
+
+
+# --- counting -------------------------------------------------------------------------------------------------
+
+
+def _unmappable_span() -> Any:
+    # finish reasons must be a string array: the mapping rejects a number
+    return make_llm_span(extra={sc.GEN_AI_RESPONSE_FINISH_REASONS: 3})
+
+
+def test_an_unmappable_span_is_counted_once_and_the_rest_is_written(sqlite_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url))
+    try:
+        assert exporter.export([make_llm_span(), _unmappable_span(), make_llm_span()]).name == "SUCCESS"
+        assert exporter.exported_count == 2
+        assert exporter.drops.by_reason() == {"mapping_error": 1}
+        with EventStore(sqlite_url) as store:
+            assert store.count_events() == 2
+    finally:
+        exporter.shutdown()
+
+
+def test_a_dropped_batch_counts_each_of_its_spans_once() -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    exporter = SQLSpanExporter(config=fast_config(unreachable, retry_max_attempts=1, export_timeout_ms=2000))
+    try:
+        assert exporter.export([make_llm_span(), _unmappable_span(), make_llm_span()]).name == "FAILURE"
+        assert sum(exporter.drops.by_reason().values()) == 3  # not 3 + 1 for the unmappable one
+        assert "mapping_error" not in exporter.drops.by_reason()
+    finally:
+        exporter.shutdown()
