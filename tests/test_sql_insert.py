@@ -44,15 +44,16 @@ def _spans_of_every_shape(count: int) -> list[Any]:
 def test_rows_share_statements_and_unset_columns_are_not_bound(dialect: Any) -> None:
     prepared = PreparedInsert(dialect)
     columns = len(events.c)
-    assert prepared.rows_per_statement > 100  # derived from SQLAlchemy's statement and checked against it
-    rows = [{"event_id": f"e{i}", "timestamp": datetime.now(timezone.utc), "model": "m"} for i in range(250)]
+    assert prepared.max_rows_per_statement > 100  # derived from SQLAlchemy's statement and checked against it
+    rows = [{"event_id": f"e{i}", "timestamp": datetime.now(timezone.utc), "model": "m"} for i in range(900)]
     statements = prepared.statements(rows)
-    assert len(statements) == -(-250 // prepared.rows_per_statement)
-    assert sum(sql.count("ON CONFLICT") for sql, _ in statements) == len(statements)
-    bound = sum(len(parameters) for _, parameters in statements)
-    assert bound < 250 * columns // 2  # most columns are NULL for these rows: written as NULL, not bound
-    full = prepared.statements([SQLSpanExporter.event_to_row(make_event(), datetime.now(timezone.utc))])
-    assert len(full[0][1]) == columns  # a full row binds every column
+    assert len(statements) == 1  # sparse rows: the whole batch fits one statement
+    bound = len(statements[0][1])
+    assert bound < 900 * columns // 2  # most columns are NULL for these rows: written as NULL, not bound
+    now = datetime.now(timezone.utc)
+    full = prepared.statements([SQLSpanExporter.event_to_row(make_event(), now) for _ in range(900)])
+    assert len(full) == -(-900 // prepared.max_rows_per_statement)  # every column bound: the limit splits them
+    assert len(full[0][1]) == columns * min(900, prepared.max_rows_per_statement)
 
 
 def test_json_text_is_what_json_dumps_writes_for_the_common_shapes() -> None:
@@ -101,7 +102,7 @@ def test_one_row_per_statement_when_the_multi_row_form_cannot_be_derived(
     exporter = SQLSpanExporter(config=fast_config(db_url))
     spans = _spans_of_every_shape(5)
     try:
-        assert exporter._prepared().rows_per_statement == 1
+        assert exporter._prepared().max_rows_per_statement == 1
         assert exporter.export(spans).name == "SUCCESS"
         with EventStore(db_url) as store:
             for span in spans:
@@ -139,5 +140,20 @@ def test_a_dropped_batch_counts_each_of_its_spans_once() -> None:
         assert exporter.export([make_llm_span(), _unmappable_span(), make_llm_span()]).name == "FAILURE"
         assert sum(exporter.drops.by_reason().values()) == 3  # not 3 + 1 for the unmappable one
         assert "mapping_error" not in exporter.drops.by_reason()
+    finally:
+        exporter.shutdown()
+
+
+def test_a_row_the_database_refuses_costs_only_that_row(db_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(db_url))
+    too_wide = make_llm_span(input_tokens=2**70)  # no 64-bit integer column takes it
+    good = [make_llm_span(), make_llm_span(labels={"feature": "x"})]
+    try:
+        assert exporter.export([good[0], too_wide, good[1]]).name == "SUCCESS"
+        assert exporter.exported_count == 2
+        assert sum(exporter.drops.by_reason().values()) == 1
+        with EventStore(db_url) as store:
+            assert store.count_events() == 2
+            assert store.get_event(span_to_event(too_wide).event_id) is None
     finally:
         exporter.shutdown()

@@ -182,6 +182,9 @@ def _bounded(action: Callable[[], Any], timeout_s: float, what: str) -> bool:
     return bool(outcome and outcome[0] is not False)
 
 
+_CONCURRENT_EXPORTS = 2
+
+
 def build_processor(
     config: LeanLLMConfig,
     drops: DropCounter,
@@ -197,7 +200,11 @@ def build_processor(
     )
     batch_processors: list[SpanProcessor] = []
     for exporter in exporters:
-        batch = LeanLLMBatchSpanProcessor(processor.wrap_exporter(exporter), config, drops=drops)
+        # Exporters safe to call from several threads (the SQL store) write one batch while the next is mapped.
+        concurrent = _CONCURRENT_EXPORTS if getattr(exporter, "supports_concurrent_export", False) is True else 1
+        batch = LeanLLMBatchSpanProcessor(
+            processor.wrap_exporter(exporter), config, drops=drops, concurrent_exports=concurrent
+        )
         processor.add_span_processor(batch)
         batch_processors.append(batch)
     return processor, batch_processors

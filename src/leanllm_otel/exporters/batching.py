@@ -5,6 +5,8 @@ shutdown.
   :class:`DropCounter` with reason ``"queue_full"`` (``on_dropped_events`` fires).
 - ``batch_size`` is a flush trigger (the worker wakes as soon as that many spans are queued) and the batch cap;
   ``flush_interval_ms`` flushes whatever is queued on a timer.
+- ``concurrent_exports`` > 1 (for exporters safe to call from several threads, see ``overlap.py``): the worker
+  hands the next batch over while earlier ones are still written; ``force_flush`` waits for them too.
 - ``shutdown()`` takes at most ``shutdown_timeout_ms`` even when the exporter hangs: it closes the exporter, whose
   ``Delivery.close()`` interrupts any retry backoff.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -24,6 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.delivery import DropCounter
+from leanllm_otel.exporters.overlap import OverlappingExporter
 
 _logger = logging.getLogger(__name__)
 
@@ -67,12 +71,16 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
         flush_interval_ms: float | None = None,
         export_timeout_ms: float | None = None,
         shutdown_timeout_ms: float | None = None,
+        concurrent_exports: int = 1,
     ) -> None:
         config = config if config is not None else LeanLLMConfig()
         queue_size = max_queue_size if max_queue_size is not None else config.queue_max_size
         batch = batch_size if batch_size is not None else config.batch_size
+        self._worker_exporter: SpanExporter = (
+            OverlappingExporter(span_exporter, concurrent_exports) if concurrent_exports > 1 else span_exporter
+        )
         super().__init__(
-            span_exporter,
+            self._worker_exporter,
             max_queue_size=queue_size,
             schedule_delay_millis=flush_interval_ms if flush_interval_ms is not None else config.flush_interval_ms,
             max_export_batch_size=min(batch, queue_size),
@@ -107,6 +115,17 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
             if span.context.trace_flags.sampled and queue.maxlen is not None and len(queue) >= queue.maxlen:
                 self.drops.add(1, REASON_QUEUE_FULL)
         super().on_end(span)
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export what is queued, and wait for exports still running (``concurrent_exports`` > 1)."""
+        started = time.monotonic()
+        if not super().force_flush(timeout_millis):
+            return False
+        if self._worker_exporter is self._exporter:
+            return True
+        budget_ms = 30000 if timeout_millis is None else timeout_millis
+        remaining_ms = max(0, int(budget_ms - (time.monotonic() - started) * 1000))
+        return self._worker_exporter.force_flush(remaining_ms)
 
     def shutdown(self) -> None:
         """Flush what is queued and stop, within ``shutdown_timeout_ms`` whatever the exporter does."""

@@ -1,11 +1,11 @@
 """The event store's INSERT: compiled once per dialect, rows turned into driver parameters without SQLAlchemy's
 per-row bind processing.
 
-Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements of
-up to :attr:`PreparedInsert.rows_per_statement` rows, not with ``executemany``. ``sqlite3`` releases and re-takes
-the GIL around every row of an ``executemany``; when an application thread keeps the GIL busy each re-take waits
-for the interpreter's switch interval, and the store fell to tens of rows per second behind a CPU-bound thread
-(``benchmarks/README.md``). One statement per chunk releases it once per chunk.
+Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements (a
+batch is usually one), in which the columns no row of the statement sets are literal
+``NULL`` rather than bound parameters. An event has ~60 columns and a typical span sets about half; binding the
+NULLs was about half of SQLite's cost per row (``benchmarks/sqlite_gil.py``: 16.6 us a row with ``executemany``,
+8-10 us this way, 31 vs 18 us next to a busy application thread).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from leanllm_otel.exporters.schema import UTCDateTime, events
 
 # asyncpg (the PostgreSQL wire protocol) takes at most 32767 parameters per statement.
 _POSTGRESQL_MAX_PARAMETERS = 32767
-# Past a few hundred rows a longer statement saves nothing: one batch is one or two statements.
-_MAX_ROWS_PER_STATEMENT = 500
+# A batch is one statement when the parameter limit allows (each statement is several thread hand-offs through
+# the async driver, each costing up to the interpreter's switch interval when the application holds the GIL).
+_MAX_ROWS_PER_STATEMENT = 1000
 _CACHED_PLANS = 32  # per (columns set, row count): the shapes of a workload's calls, and recent last chunks
 _NUMBERED_PARAMETER = re.compile(r"\$\d+")
 _NUMBERED_PLACEHOLDER = re.compile(r"\$\d+(::[A-Z][A-Z ]*)?")
@@ -161,16 +162,17 @@ class PreparedInsert:
             name for name, default in zip(self._columns, self._defaults, strict=True) if default is not None
         )
         self._plans: dict[tuple[frozenset[str], int], _Plan] = {}
-        self.rows_per_statement = 1
+        self._max_parameters = _POSTGRESQL_MAX_PARAMETERS if self._numbered else _sqlite_max_parameters()
         self._split = self._split_statement()
-        max_parameters = _POSTGRESQL_MAX_PARAMETERS if self._numbered else _sqlite_max_parameters()
-        rows = max(1, min(_MAX_ROWS_PER_STATEMENT, max_parameters // len(self._columns)))
         two_rows = str(_insert(dialect).values([dict.fromkeys(names)] * 2).compile(dialect=dialect))
-        if rows > 1 and self._split is not None and self._plan(frozenset(self._columns), 2).sql == two_rows:
-            self.rows_per_statement = rows
-        else:
+        if self._split is None or self._plan(frozenset(self._columns), 2).sql != two_rows:
             self._split = None
         self._plans.clear()
+        # Rows one statement takes when every column is bound; sparser rows fit more, up to the same cap.
+        self.max_rows_per_statement = self._rows_per_statement(len(self._columns)) if self._split is not None else 1
+
+    def _rows_per_statement(self, bound_columns: int) -> int:
+        return max(1, min(_MAX_ROWS_PER_STATEMENT, self._max_parameters // max(1, bound_columns)))
 
     def _column_converters(self, *, on_sqlite: bool) -> dict[str, Callable[[Any], Any] | None]:
         converters: dict[str, Callable[[Any], Any] | None] = {}
@@ -236,16 +238,16 @@ class PreparedInsert:
         return plan
 
     def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
-        """``rows`` as ``(sql, flat parameters)`` statements of up to :attr:`rows_per_statement` rows each."""
-        per_statement = self.rows_per_statement
+        """``rows`` as ``(sql, flat parameters)`` statements, as few as the parameter limit allows."""
         all_columns = frozenset(self._columns)
+        if self._split is None:
+            bound, per_statement = all_columns, 1
+        else:
+            bound = self._always_bound.union(*(row.keys() for row in rows)) & all_columns
+            per_statement = self._rows_per_statement(len(bound))
         result: list[tuple[str, tuple[Any, ...]]] = []
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            if self._split is None:
-                bound = all_columns
-            else:
-                bound = self._always_bound.union(*(row.keys() for row in chunk)) & all_columns
             plan = self._plan(bound, len(chunk))
             slots = plan.slots
             parameters: list[Any] = []

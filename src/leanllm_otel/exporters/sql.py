@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -47,11 +47,22 @@ REASON_MAPPING_ERROR = "mapping_error"
 _COLUMNS = frozenset(events.c.keys())
 
 
+def _is_asyncpg_data_error(exc: BaseException) -> bool:
+    # SQLAlchemy wraps asyncpg's client-side DataError (a value its codec cannot encode, e.g. an int wider than
+    # 64 bits) in its generic DBAPIError; the driver's exception is the cause of ``exc.orig``.
+    cause = getattr(getattr(exc, "orig", None), "__cause__", None)
+    if cause is None or not type(cause).__module__.startswith("asyncpg"):
+        return False
+    from asyncpg.exceptions import DataError
+
+    return isinstance(cause, DataError)
+
+
 def _classify(exc: BaseException) -> Exception:
     """Store failure -> ``RetryableError`` (the backend may recover) or ``PermanentError`` (this batch never will)."""
     if isinstance(exc, (RetryableError, PermanentError)):
         return exc
-    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) or _is_asyncpg_data_error(exc):
         return PermanentError(f"rejected_by_database: {type(exc).__name__}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         return PermanentError(f"unwritable_row: {exc.orig!r}")  # e.g. a value JSON cannot encode
@@ -84,7 +95,10 @@ class SQLSpanExporter(SpanExporter):
     ``on_dropped_events(count, reason)`` is called for every batch given up on; ``drops`` shares a counter
     with other components (the batch processor's queue-full drops).
     Raises ``ValueError`` at construction for a missing or malformed URL, or conflicting settings.
+    ``export`` may be called from several threads at once (``supports_concurrent_export``).
     """
+
+    supports_concurrent_export: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -227,8 +241,8 @@ class SQLSpanExporter(SpanExporter):
             raise
 
     def _attempt(self, rows: list[dict[str, Any]]) -> None:
-        statements = self._prepared().statements(rows)
         try:
+            statements = self._prepared().statements(rows)  # a value it cannot encode is a PermanentError
             self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
         except Exception as exc:
             raise _classify(exc) from exc
