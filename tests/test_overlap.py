@@ -141,3 +141,19 @@ def test_the_pipeline_writes_its_sql_store_with_overlapping_batches(sqlite_url: 
             assert events.count_events() == 7  # everything written once the flush returns
     finally:
         pipeline.shutdown(10_000)
+
+
+def test_the_write_runs_with_instrumentation_suppressed_like_the_sdk_worker() -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    seen: list[bool] = []
+
+    class Probe(GatedExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            seen.append(is_instrumentation_enabled())
+            return SpanExportResult.SUCCESS
+
+    overlapping = OverlappingExporter(Probe())
+    overlapping.export([make_llm_span()])
+    assert overlapping.force_flush(5000)
+    assert seen == [False]  # its own database / HTTP calls must not become spans

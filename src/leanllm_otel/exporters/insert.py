@@ -134,8 +134,8 @@ class PreparedInsert:
     booleans): SQLAlchemy's per-row bind processing cost more than the database write itself. A row may be
     sparse (only the fields its span set, see ``event.span_row_values``); the other columns take the converted
     defaults of ``event.row_defaults()``. A column that is NULL by default and set by no row of a statement is
-    written as a literal ``NULL`` instead of one bound parameter per row: binding them cost SQLite two thirds of
-    the insert (most of an event's ~60 columns are NULL).
+    written as a literal ``NULL`` instead of one bound parameter per row: binding them cost SQLite about half of
+    the insert (half of an event's ~60 columns are NULL).
 
     The statement texts are built from SQLAlchemy's compiled one-row statement (its placeholders, with their
     PostgreSQL casts), checked once against its compiled two-row statement; if the two ever disagree, every
@@ -143,7 +143,6 @@ class PreparedInsert:
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        self.dialect_name = dialect.name
         names = list(events.c.keys())
         one_row = _insert(dialect).values([dict.fromkeys(names)]).compile(dialect=dialect)
         if one_row.positiontup is None:  # pragma: no cover - both async drivers use positional parameters

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -62,7 +63,8 @@ class OverlappingExporter(SpanExporter):
 
     def _write(self, batch: list[ReadableSpan]) -> None:
         try:
-            self.exporter.export(batch)
+            with suppress_instrumentation():  # as the SDK's worker does: the export's own I/O is not traced
+                self.exporter.export(batch)
         except Exception:  # exporters must not raise; if one does, the batch is its to count
             _logger.exception("leanllm-otel: export failed")
         finally:
