@@ -45,6 +45,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags  # noqa: E402
+from span_shapes import chat_end_attributes, chat_start_attributes  # noqa: E402
 
 from leanllm_otel import semconv as sc  # noqa: E402
 from leanllm_otel.config import LeanLLMConfig  # noqa: E402
@@ -66,37 +67,9 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * PAGE / 2**20
 
 
-def _span_attributes() -> dict[str, Any]:
-    """The attributes of a finished, non-streamed chat call as the instrumentor records them (metadata mode)."""
-    return {
-        sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
-        sc.GEN_AI_PROVIDER_NAME: "openai",
-        sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        sc.GEN_AI_REQUEST_TEMPERATURE: 0.2,
-        sc.GEN_AI_REQUEST_MAX_TOKENS: 256,
-        sc.SERVER_ADDRESS: "127.0.0.1",
-        sc.SERVER_PORT: 8080,
-        sc.LEANLLM_STREAM: False,
-        sc.LEANLLM_SAMPLING_RATE: 1.0,
-        sc.LEANLLM_REDACTION_MODE: "metadata",
-        sc.LEANLLM_INPUT_MESSAGE_COUNT: 1,
-        sc.LEANLLM_ENVIRONMENT: "bench",
-        sc.LEANLLM_LABEL_PREFIX + "feature": "search",
-        sc.GEN_AI_RESPONSE_ID: "chatcmpl-bench",
-        sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-        sc.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
-        sc.GEN_AI_USAGE_INPUT_TOKENS: 120,
-        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 45,
-        sc.LEANLLM_TOTAL_TOKENS: 165,
-        sc.LEANLLM_USAGE_REPORTED: True,
-        sc.LEANLLM_COST_USD: 0.000045,
-        sc.LEANLLM_LATENCY_MS: 830.0,
-    }
-
-
 def _producer(mode: str, provider: TracerProvider, processor: LeanLLMBatchSpanProcessor) -> Callable[[int], None]:
     """One call per span: ``export`` builds the ReadableSpan directly, ``end-to-end`` goes through the tracer."""
-    base = _span_attributes()
+    base = {**chat_start_attributes(), **chat_end_attributes(), sc.LEANLLM_LABEL_PREFIX + "feature": "search"}
     ids = random.Random(7)
     resource = provider.resource  # shared, as the SDK's spans share it (a ReadableSpan without one detects a new one)
     if mode == "end-to-end":

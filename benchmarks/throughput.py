@@ -26,6 +26,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 for _name in [name for name in os.environ if name.startswith(("OTEL_", "LEANLLM_"))]:
     del os.environ[_name]
 
+from span_shapes import chat_end_attributes, chat_start_attributes  # noqa: E402
+
 _PROTOCOL = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
 sys.stdout = sys.stderr
 
@@ -42,41 +44,6 @@ def _peak_rss_kb() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
-
-
-def _attributes() -> dict[str, Any]:
-    from leanllm_otel import semconv as sc
-
-    return {
-        sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
-        sc.GEN_AI_PROVIDER_NAME: "openai",
-        sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        sc.GEN_AI_REQUEST_TEMPERATURE: 0.2,
-        sc.GEN_AI_REQUEST_MAX_TOKENS: 256,
-        sc.SERVER_ADDRESS: "127.0.0.1",
-        sc.SERVER_PORT: 8080,
-        sc.LEANLLM_STREAM: False,
-        sc.LEANLLM_SAMPLING_RATE: 1.0,
-        sc.LEANLLM_REDACTION_MODE: "metadata",
-        sc.LEANLLM_INPUT_MESSAGE_COUNT: 1,
-        sc.LEANLLM_ENVIRONMENT: "bench",
-    }
-
-
-def _end_attributes() -> dict[str, Any]:
-    from leanllm_otel import semconv as sc
-
-    return {
-        sc.GEN_AI_RESPONSE_ID: "chatcmpl-bench",
-        sc.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-        sc.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
-        sc.GEN_AI_USAGE_INPUT_TOKENS: 42,
-        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
-        sc.LEANLLM_TOTAL_TOKENS: 49,
-        sc.LEANLLM_USAGE_REPORTED: True,
-        sc.LEANLLM_COST_USD: 0.0000105,
-        sc.LEANLLM_LATENCY_MS: 812.5,
-    }
 
 
 def run(options: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +83,8 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         tracer_provider=provider, instrument=False, otlp=(sink == "otlp"), shutdown_timeout_ms=120_000, **overrides
     )
     tracer = provider.get_tracer("leanllm-otel.benchmark")
-    start_attributes = _attributes()
-    end_attributes = _end_attributes()
+    start_attributes = chat_start_attributes()
+    end_attributes = chat_end_attributes()
     request_id_key = sc.LEANLLM_REQUEST_ID
 
     rss_samples: list[tuple[int, int]] = [(0, _rss_kb())]
@@ -181,8 +148,8 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("leanllm-otel.benchmark")
-    start_attributes = _attributes()
-    end_attributes = _end_attributes()
+    start_attributes = chat_start_attributes()
+    end_attributes = chat_end_attributes()
     for _ in range(n):
         attributes = dict(start_attributes)
         attributes[sc.LEANLLM_REQUEST_ID] = str(uuid.uuid4())
