@@ -129,7 +129,7 @@ def run(url: str, n: int, profile: str, mode: str, concurrent_exports: int = 2) 
                 if settings["flush_interval_ms"] > 1000:
                     processor.force_flush()  # long interval: the batch-size trigger alone drives the worker
                 time.sleep(0.001)
-        if (i + 1) % (n // 4) == 0:
+        if (i + 1) % max(1, n // 4) == 0:
             quarter_rss.append(rss_mb())
     provider.force_flush()
     elapsed = time.perf_counter() - started
