@@ -215,21 +215,17 @@ class PreparedInsert:
             sql = self.sql
         else:
             prefix, casts, suffix = self._split
-            width = len(defaults)
-            row_texts = []
-            for row in range(rows):
-                placeholders = []
-                position = row * width
-                for name, cast in zip(self._columns, casts, strict=True):
-                    if name not in bound:
-                        placeholders.append("NULL")
-                    elif self._numbered:
-                        position += 1
-                        placeholders.append(f"${position}{cast}")
-                    else:
-                        placeholders.append("?")
-                row_texts.append("(" + ", ".join(placeholders) + ")")
-            sql = prefix + ", ".join(row_texts) + suffix
+            placeholders = [
+                "NULL" if name not in bound else "${}" + cast if self._numbered else "?"
+                for name, cast in zip(self._columns, casts, strict=True)
+            ]
+            row_text = "(" + ", ".join(placeholders) + ")"
+            if self._numbered:  # PostgreSQL numbers its parameters across the whole statement
+                width = len(defaults)
+                texts = [row_text.format(*range(row * width + 1, row * width + width + 1)) for row in range(rows)]
+            else:
+                texts = [row_text] * rows
+            sql = prefix + ", ".join(texts) + suffix
         plan = _Plan(sql, slots, defaults)
         if len(self._plans) >= _CACHED_PLANS:
             self._plans.clear()
