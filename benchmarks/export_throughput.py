@@ -45,6 +45,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags  # noqa: E402
+from proc_memory import rss_kb  # noqa: E402
 from span_shapes import chat_end_attributes, chat_start_attributes  # noqa: E402
 
 from leanllm_otel import semconv as sc  # noqa: E402
@@ -54,8 +55,6 @@ from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor  # noqa: E
 from leanllm_otel.exporters.sql import SQLSpanExporter  # noqa: E402
 from leanllm_otel.store import EventStore  # noqa: E402
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
 PROFILES: dict[str, dict[str, int]] = {
     "tuned": {"batch_size": 1000, "flush_interval_ms": 200, "queue_max_size": 20_000},
     "leanllm-defaults": {"batch_size": 100, "flush_interval_ms": 180_000, "queue_max_size": 10_000},
@@ -63,8 +62,7 @@ PROFILES: dict[str, dict[str, int]] = {
 
 
 def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
+    return rss_kb() / 1024
 
 
 def _producer(mode: str, provider: TracerProvider, processor: LeanLLMBatchSpanProcessor) -> Callable[[int], None]:

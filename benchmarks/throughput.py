@@ -26,24 +26,11 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 for _name in [name for name in os.environ if name.startswith(("OTEL_", "LEANLLM_"))]:
     del os.environ[_name]
 
+from proc_memory import peak_rss_kb, rss_kb  # noqa: E402
 from span_shapes import chat_end_attributes, chat_start_attributes  # noqa: E402
 
 _PROTOCOL = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
 sys.stdout = sys.stderr
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-
-
-def _peak_rss_kb() -> int:
-    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that over from the parent across exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def run(options: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +74,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     end_attributes = chat_end_attributes()
     request_id_key = sc.LEANLLM_REQUEST_ID
 
-    rss_samples: list[tuple[int, int]] = [(0, _rss_kb())]
+    rss_samples: list[tuple[int, int]] = [(0, rss_kb())]
     step = max(1, n // 10)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -98,12 +85,12 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         span.set_attributes(end_attributes)
         span.end()
         if (i + 1) % step == 0:
-            rss_samples.append((i + 1, _rss_kb()))
+            rss_samples.append((i + 1, rss_kb()))
     produced_s = time.perf_counter() - t0
     flushed = pipeline.force_flush(600_000)
     total_s = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
-    rss_samples.append((n, _rss_kb()))
+    rss_samples.append((n, rss_kb()))
     counters = pipeline.counters
     dropped = pipeline.dropped_events_count
     stored = _count_rows(overrides.get("database_url")) if sink in ("sqlite", "postgresql") else None
@@ -123,7 +110,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "exported": exported,
         "stored_rows": stored,
         "kept": counters.get("kept"),
-        "peak_rss_kb": _peak_rss_kb(),
+        "peak_rss_kb": peak_rss_kb(),
         "rss_samples_kb": rss_samples,
     }
 
@@ -166,7 +153,7 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
     chain = processor.wrap_exporter(exporter)
     chain.export(spans[:1])  # connect, migrate: not part of the rate
     batch = config.batch_size
-    rss_samples: list[tuple[int, int]] = [(0, _rss_kb())]
+    rss_samples: list[tuple[int, int]] = [(0, rss_kb())]
     failed = 0
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -176,7 +163,7 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
             failed += len(spans[start : start + batch])
     total_s = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
-    rss_samples.append((n, _rss_kb()))
+    rss_samples.append((n, rss_kb()))
     stored = _count_rows(overrides.get("database_url")) if options["sink"] in ("sqlite", "postgresql") else None
     exporter.shutdown()
     exported = (stored - 1) if stored is not None else (n - 1 - failed)
@@ -194,7 +181,7 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
         "dropped": failed,
         "exported": exported,
         "stored_rows": stored,
-        "peak_rss_kb": _peak_rss_kb(),
+        "peak_rss_kb": peak_rss_kb(),
         "rss_samples_kb": rss_samples,
     }
 

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from proc_memory import peak_rss_kb
+
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
@@ -48,15 +50,6 @@ def prompt_of(size: int) -> str:
     """A deterministic prompt of ``size`` bytes with some PII and a secret-looking token in it."""
     text = _SENTENCE * (size // len(_SENTENCE) + 1)
     return text[:size]
-
-
-def _peak_rss_kb() -> int:
-    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that over from the parent across exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Setup:
@@ -391,7 +384,7 @@ def main() -> None:
             elif op == "info":
                 answer = {
                     "versions": setup.versions(),
-                    "maxrss_kb": _peak_rss_kb(),
+                    "maxrss_kb": peak_rss_kb(),
                 }
             else:
                 answer = {"error": f"unknown op {op!r}"}

@@ -106,8 +106,11 @@ def test_only_llm_spans_are_events(instrumented: Any) -> None:
     assert kinds == [("chat gpt-4o-mini", True), ("plain", False)]
 
 
-def test_span_to_row_is_the_same_mapping_as_span_to_event(make_instrumented: Any) -> None:
-    from leanllm_otel.event import span_to_event, span_to_row
+def test_span_row_values_over_defaults_are_the_same_row_as_span_to_event(make_instrumented: Any) -> None:
+    from leanllm_otel.event import row_defaults, span_row_values, span_to_event
+
+    def span_to_row(span: Any) -> dict[str, Any]:  # what the SQL exporter's prepared insert writes
+        return {**row_defaults(), **span_row_values(span)}
 
     inst = make_instrumented(capture_content=True)
     with use_context(user_id="u1", labels={"team": "a"}, custom_tags={"tier": "gold"}):
