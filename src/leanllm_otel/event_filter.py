@@ -124,7 +124,10 @@ class ScoreFilter:
                 name, value = spec[:index].strip(), spec[index + len(operator) :].strip()
                 if not name or not value:
                     break
-                return cls(name, operator, value)
+                parsed = cls(name, operator, value)
+                if operator not in ("=", "!=") and parsed._number() is None:
+                    raise ValueError(f"invalid score filter {spec!r}: {operator} compares numbers")
+                return parsed
         else:
             if spec.strip():
                 return cls(spec.strip())
@@ -151,8 +154,6 @@ class ScoreFilter:
             number = self._number()
             target: Any = s.value if number is not None else s.label
             operand: Any = number if number is not None else self.value
-            if number is None and self.operator not in ("=", "!="):
-                raise ValueError(f"score filter {self.name}{self.operator}{self.value}: compare a number")
             comparisons = {
                 "=": target == operand, "!=": target != operand, "<": target < operand,
                 "<=": target <= operand, ">": target > operand, ">=": target >= operand,

@@ -89,7 +89,7 @@ class StoreStats:
         }
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile of sorted ``values`` (``q`` in 0..1)."""
     if not values:
         return None
@@ -123,9 +123,9 @@ class _Accumulator:
     def finish(self) -> GroupStats:
         self.latencies.sort()
         self.ttfts.sort()
-        self.stats.latency_p50_ms = _percentile(self.latencies, 0.5)
-        self.stats.latency_p95_ms = _percentile(self.latencies, 0.95)
-        self.stats.ttft_p50_ms = _percentile(self.ttfts, 0.5)
+        self.stats.latency_p50_ms = percentile(self.latencies, 0.5)
+        self.stats.latency_p95_ms = percentile(self.latencies, 0.95)
+        self.stats.ttft_p50_ms = percentile(self.ttfts, 0.5)
         self.stats.cost = round(self.stats.cost, 10)
         return self.stats
 
@@ -248,19 +248,27 @@ def _make_filter(
 class AsyncEventStore:
     """Async queries on the caller's event loop. ``database_url``: ``sqlite:///...`` or ``postgresql://...``."""
 
-    def __init__(self, database_url: str, *, sqlite_busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, database_url: str, *, sqlite_busy_timeout_ms: int = 5000, read_only: bool = False) -> None:
         try:
             self._async_url = db.async_database_url(database_url)
         except ValueError as exc:
             raise StoreError(str(exc)) from None
         self.masked_url = mask_url(database_url)
+        self.dialect = "sqlite" if db.is_sqlite(self._async_url) else "postgresql"
         self._busy_ms = sqlite_busy_timeout_ms
+        self._read_only = read_only
         self._engine: AsyncEngine | None = None
 
     def _get_engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = db.create_engine(self._async_url, sqlite_busy_timeout_ms=self._busy_ms)
+            self._engine = db.create_engine(
+                self._async_url, sqlite_busy_timeout_ms=self._busy_ms, read_only=self._read_only
+            )
         return self._engine
+
+    async def run(self, operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+        """Run a query of your own on the store's engine, with its error handling (failures raise StoreError)."""
+        return await self._call(operation)
 
     async def _call(self, operation: Callable[[AsyncEngine], Awaitable[T]], *, create: bool = False) -> T:
         path = db.sqlite_path(self._async_url)
