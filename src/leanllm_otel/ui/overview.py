@@ -13,10 +13,7 @@ from leanllm_otel.ui.charts import Series, bar_chart, column_chart, line_chart
 
 __all__ = ["Overview", "build_overview"]
 
-_BUCKETS = (
-    timedelta(seconds=1), timedelta(seconds=5), timedelta(seconds=15), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6),
-    timedelta(days=1), timedelta(days=7),
-)  # fmt: skip
+_BUCKETS = tuple(timedelta(seconds=n) for n in (1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400))
 _MAX_BUCKETS = 60
 _TOP_GROUPS = 12
 

@@ -94,7 +94,8 @@ class EventPage:
 
 @dataclass
 class Lineage:
-    """Relatives of one event: its parent, its children, and the events of its trace (oldest first)."""
+    """Relatives of one event: its parent, its children, and the events of its trace or correlation id (``trace``,
+    oldest first, the event itself included)."""
 
     parent: EventRow | None = None
     children: list[EventRow] = field(default_factory=list)
@@ -231,8 +232,10 @@ class ViewerQueries:
         relatives = [_c.parent_request_id == event.event_id]
         if event.trace_id:
             relatives.append(_c.trace_id == event.trace_id)
+        if event.correlation_id:
+            relatives.append(_c.correlation_id == event.correlation_id)
         statement = (
-            select(*_ROW_COLUMNS, _c.trace_id, _c.parent_request_id, _c.parent_span_id)
+            select(*_ROW_COLUMNS, _c.trace_id, _c.correlation_id, _c.parent_request_id, _c.parent_span_id)
             .where(window, or_(*relatives))
             .order_by(_c.timestamp.asc(), _c.event_id.asc())
             .limit(500)
@@ -243,7 +246,8 @@ class ViewerQueries:
                 event.span_id is not None and found.parent_span_id == event.span_id
             ):
                 lineage.children.append(row)
-            if event.trace_id and found.trace_id == event.trace_id:
+            same_trace = event.trace_id is not None and found.trace_id == event.trace_id
+            if same_trace or (event.correlation_id is not None and found.correlation_id == event.correlation_id):
                 lineage.trace.append(row)
         return lineage
 
