@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from support import OTLPReceiver
-from ui_helpers import seed
 
 import leanllm_otel
 from leanllm_otel import semconv as sc
@@ -20,6 +18,8 @@ from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.schema import scores as scores_table
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.scores import make_score, parse_value
+from support import OTLPReceiver
+from ui_helpers import seed
 
 
 def _stored(url: str) -> list[Any]:

@@ -7,10 +7,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sql_helpers import fast_config, make_llm_span
-
 from leanllm_otel import semconv as sc
 from leanllm_otel.exporters.sql import SQLSpanExporter
+from sql_helpers import fast_config, make_llm_span
 
 XSS = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
 SEARCH_WORD = "quokka"

@@ -53,7 +53,7 @@ _CSP = (
 _SECURITY_HEADERS = {
     "content-security-policy": _CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make browsers send "Origin: null" on our own forms
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
@@ -107,9 +107,13 @@ async def events_list(request: Request) -> Response:
     live = request.query_params.get("live") == "1" and before is None and after is None
     choices = await viewer.queries.choices()
     if form.errors:
-        return viewer.page(request, "events.html", 400, form=form, page=None, choices=choices, live=False)
+        return viewer.page(request, "events.html", 400, form=form, page=None, choices=choices, live=False, seen=[])
     page = await viewer.queries.page(form.event_filter, limit=form.limit, before=before, after=after)
-    return viewer.page(request, "events.html", form=form, page=page, choices=choices, live=live)
+    seen: list[str] = []
+    if live:  # rows of the overlap window are not new, whether this page shows them or not
+        recent = await viewer.queries.recorded_after(form.event_filter, page.watermark - LIVE_OVERLAP, limit=2000)
+        seen = [row.event_id for row in recent]
+    return viewer.page(request, "events.html", form=form, page=page, choices=choices, live=live, seen=seen)
 
 
 async def live_rows(request: Request) -> Response:

@@ -10,12 +10,9 @@
   var limit = parseInt(marker.getAttribute("data-limit") || "50", 10);
   var total = document.getElementById("total");
   var interval = 1500;
-
-  function known(id) {
-    var rows = body.querySelectorAll("tr[data-id]");
-    for (var i = 0; i < rows.length; i++) { if (rows[i].getAttribute("data-id") === id) { return true; } }
-    return false;
-  }
+  // Ids already accounted for: the rows shown, and every row stored in the overlap window before the page.
+  var seen = new Set((marker.getAttribute("data-seen") || "").split(" ").filter(Boolean));
+  body.querySelectorAll("tr[data-id]").forEach(function (row) { seen.add(row.getAttribute("data-id")); });
 
   function apply(data) {
     watermark = data.watermark;
@@ -24,7 +21,9 @@
     var fresh = Array.prototype.slice.call(holder.querySelectorAll("tr[data-id]")).reverse();
     var added = 0;
     fresh.forEach(function (row) {
-      if (known(row.getAttribute("data-id"))) { return; }
+      var id = row.getAttribute("data-id");
+      if (seen.has(id)) { return; }
+      seen.add(id);
       row.classList.add("new");
       body.insertBefore(row, body.firstChild);
       added++;
