@@ -196,7 +196,9 @@ async def _recorded_since(
         return [(row.recorded_at, row_to_event(row._mapping)) for row in result]
 
 
-async def _stats(engine: AsyncEngine, event_filter: EventFilter) -> StoreStats:
+async def _stats(
+    engine: AsyncEngine, event_filter: EventFilter, row_hook: Callable[[Any], None] | None = None
+) -> StoreStats:
     c = events.c
     total = _Accumulator("all")
     models: dict[str, _Accumulator] = {}
@@ -206,12 +208,14 @@ async def _stats(engine: AsyncEngine, event_filter: EventFilter) -> StoreStats:
             connection,
             select(
                 c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.total_tokens, c.cost, c.latency_ms,
-                c.time_to_first_token_ms,
+                c.time_to_first_token_ms, c.timestamp,
             ),
             event_filter,
         )
         result = await connection.stream(statement.execution_options(yield_per=2000))
         async for row in result:
+            if row_hook is not None:
+                row_hook(row)
             total.add(row)
             model = row.model or "(unknown)"
             (models.get(model) or models.setdefault(model, _Accumulator(model))).add(row)
@@ -328,10 +332,14 @@ class AsyncEventStore:
         until: datetime | None = None,
         errors_only: bool = False,
         event_filter: EventFilter | None = None,
+        row_hook: Callable[[Any], None] | None = None,
     ) -> StoreStats:
-        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label."""
+        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label.
+
+        ``row_hook`` sees every row read (``timestamp``, ``status``, ``latency_ms``, ...), for one-pass extras.
+        """
         event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only, event_filter)
-        return await self._call(lambda e: _stats(e, event_filter))
+        return await self._call(lambda e: _stats(e, event_filter, row_hook))
 
     async def recorded_since(
         self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000

@@ -183,8 +183,7 @@ async def stats_page(request: Request) -> Response:
     choices = await viewer.queries.choices()
     if form.errors:
         return viewer.page(request, "stats.html", 400, form=form, overview=None, choices=choices)
-    stats = await viewer.queries.stats(form.event_filter)
-    rows = await viewer.queries.timeline(form.event_filter)
+    stats, rows = await viewer.queries.overview(form.event_filter)
     return viewer.page(request, "stats.html", form=form, overview=build_overview(stats, rows), choices=choices)
 
 

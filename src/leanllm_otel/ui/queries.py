@@ -121,6 +121,7 @@ class ViewerQueries:
     def __init__(self, database_url: str) -> None:
         self.store = AsyncEventStore(database_url, read_only=True)
         self._features: tuple[float, StoreFeatures] | None = None
+        self._choices: tuple[float, dict[str, list[str]]] | None = None
 
     async def close(self) -> None:
         await self.store.close()
@@ -252,7 +253,16 @@ class ViewerQueries:
         return lineage
 
     async def choices(self) -> dict[str, list[str]]:
-        """Values for the filter form's menus: models, providers, score names."""
+        """Values for the filter form's menus: models, providers, score names (re-read every few seconds: the
+        providers and score names have no index, so each read scans)."""
+        cached = self._choices
+        if cached is not None and time.monotonic() - cached[0] < _FEATURES_TTL_S:
+            return cached[1]
+        found = await self._read_choices()
+        self._choices = (time.monotonic(), found)
+        return found
+
+    async def _read_choices(self) -> dict[str, list[str]]:
         features = await self.features()
 
         async def query(engine: AsyncEngine) -> dict[str, list[str]]:
@@ -270,23 +280,19 @@ class ViewerQueries:
 
         return await self.store.run(query)
 
-    async def stats(self, event_filter: EventFilter) -> StoreStats:
-        return await self.store.stats(event_filter=event_filter)
+    async def overview(
+        self, event_filter: EventFilter
+    ) -> tuple[StoreStats, list[tuple[datetime, str, float | None, float | None]]]:
+        """The store's stats and ``(timestamp, status, latency_ms, ttft_ms)`` of every matching event, oldest
+        first, in one pass over the rows."""
+        rows: list[tuple[datetime, str, float | None, float | None]] = []
 
-    async def timeline(self, event_filter: EventFilter) -> list[tuple[datetime, str, float | None, float | None]]:
-        """``(timestamp, status, latency_ms, ttft_ms)`` of every matching event, oldest first (for the charts)."""
+        def keep(row: Any) -> None:
+            rows.append((row.timestamp, row.status, row.latency_ms, row.time_to_first_token_ms))
 
-        async def query(engine: AsyncEngine) -> list[tuple[datetime, str, float | None, float | None]]:
-            async with engine.connect() as connection:
-                statement = await filtered(
-                    connection, select(_c.timestamp, _c.status, _c.latency_ms, _c.time_to_first_token_ms), event_filter
-                )
-                result = await connection.stream(
-                    statement.order_by(_c.timestamp.asc()).execution_options(yield_per=5000)
-                )
-                return [(r[0], r[1], r[2], r[3]) async for r in result]
-
-        return await self.store.run(query)
+        stats = await self.store.stats(event_filter=event_filter, row_hook=keep)
+        rows.sort(key=lambda r: r[0])
+        return stats, rows
 
     async def export(self, event_filter: EventFilter, batch: int = 500) -> AsyncIterator[LLMEvent]:
         """Every matching event in full, newest first, fetched by keyset batches (no transaction held open)."""
