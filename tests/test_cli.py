@@ -190,9 +190,8 @@ def test_command_modules_are_pluggable() -> None:
 
 def test_logs_takes_the_viewers_filters(sqlite_url: str, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ui_helpers import SEARCH_WORD, seed
-
     from leanllm_otel import score
+    from ui_helpers import SEARCH_WORD, seed
 
     ids = seed(sqlite_url, count=8)
     assert main(["logs", "--database-url", sqlite_url, "--search", SEARCH_WORD, "--json"]) == 0
