@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 
 __all__ = ["BackgroundServer"]
 
 _logger = logging.getLogger(__name__)
+S = TypeVar("S", bound="BackgroundServer")
 
 
 class _Server(uvicorn.Server):
@@ -106,7 +107,7 @@ class BackgroundServer:
         self._server = _Server(config)
         return self._server
 
-    def start(self, timeout_s: float = 15.0) -> Any:
+    def start(self: S, timeout_s: float = 15.0) -> S:
         """Serve in a daemon thread; returns ``self`` once the server accepts connections."""
         if self.running:
             return self
@@ -161,7 +162,7 @@ class BackgroundServer:
             self._socket.close()
             self._socket = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self: S) -> S:
         return self.start()
 
     def __exit__(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from leanllm_otel import formatting
 from leanllm_otel.cli import CLIError, add_database_option, print_json_line, print_table, resolve_database_url
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import parse_time as _parse_time
@@ -114,18 +115,7 @@ def _open_store(args: argparse.Namespace) -> EventStore:
 # --- formatting ----------------------------------------------------------------------------------------------
 
 
-def _time(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.2f}s" if value >= 10_000 else f"{value:.0f}ms"
-
-
-def _cost(value: float | None) -> str:
-    return "-" if value is None else f"${value:.6f}"
+_time, _ms, _cost = formatting.utc, formatting.duration, formatting.usd
 
 
 def _tokens(event: LLMEvent) -> str:

@@ -83,11 +83,3 @@ class IngestServer(BackgroundServer):
         sink, self._sink = self._sink, None
         if isinstance(sink, SQLEventSink) and sink is not self._sink_override:  # a caller's sink is theirs
             sink.close()
-
-    def start(self, timeout_s: float = 15.0) -> IngestServer:
-        """Serve in a daemon thread; returns once the server accepts connections."""
-        super().start(timeout_s)
-        return self
-
-    def __enter__(self) -> IngestServer:
-        return self.start()

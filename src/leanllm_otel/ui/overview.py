@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from markupsafe import Markup
 
+from leanllm_otel.formatting import duration
 from leanllm_otel.store import GroupStats, StoreStats, percentile
 from leanllm_otel.ui.charts import Series, bar_chart, column_chart, line_chart
 
@@ -40,10 +41,6 @@ def _bucket_size(first: datetime, last: datetime) -> timedelta:
 def _floor(value: datetime, size: timedelta) -> datetime:
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     return epoch + size * ((value - epoch) // size)
-
-
-def _ms(value: float) -> str:
-    return f"{value / 1000:.1f}s" if value >= 10_000 else f"{value:.0f}ms"
 
 
 def _label(start: datetime, size: timedelta) -> str:
@@ -108,7 +105,7 @@ def build_overview(stats: StoreStats, rows: Sequence[tuple[datetime, str, float 
                 Series("p95", "p95", [percentile(v, 0.95) for v in latencies]),
                 Series("TTFT p50", "ttft", [percentile(v, 0.5) for v in ttfts]),
             ],
-            _ms,
+            duration,
         )
     charts.update(_groups("model", stats.by_model))
     charts.update(_groups("label", stats.by_label))

@@ -91,10 +91,3 @@ class UIServer(BackgroundServer):
         if recorder is not None:
             recorder.flush(2000)
             recorder.close()
-
-    def start(self, timeout_s: float = 15.0) -> UIServer:
-        super().start(timeout_s)
-        return self
-
-    def __enter__(self) -> UIServer:
-        return self.start()

@@ -10,9 +10,9 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from leanllm_otel import formatting
 from leanllm_otel.event import LLMEvent
 
 __all__ = ["MessageView", "PartView", "conversation", "cost", "ms", "replay_command", "timeline", "tokens", "utc"]
@@ -26,18 +26,7 @@ _MODE_NOTES = {
 }
 
 
-def utc(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.2f} s" if value >= 10_000 else f"{value:.0f} ms"
-
-
-def cost(value: float | None) -> str:
-    return "-" if value is None else f"${value:.6f}"
+utc, ms, cost = formatting.utc, formatting.duration, formatting.usd
 
 
 def tokens(value: int | None) -> str:
