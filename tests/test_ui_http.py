@@ -144,6 +144,11 @@ def test_score_form_needs_its_csrf_token_and_same_origin(client: httpx.Client,
     page = client.get(f"/events/{event_id}").text
     assert "user_feedback: false" in page and "missed the point" in page
     assert _rows(client.get("/", params={"score": "user_feedback=false"}).text) == [event_id]
+    export = client.get("/export.jsonl", params={"score": "user_feedback"}).text
+    exported = [json.loads(line) for line in export.splitlines()]
+    assert [(e["event_id"], [(s["name"], s["label"], s["comment"]) for s in e["scores"]]) for e in exported] == [
+        (event_id, [("user_feedback", "false", "missed the point")])
+    ]
 
 
 def test_export_is_the_filtered_list_as_json_lines(client: httpx.Client) -> None:
@@ -161,7 +166,7 @@ def test_export_walks_keyset_batches(seeded: tuple[str, dict[str, str]]) -> None
     async def collect() -> list[str]:
         queries = ViewerQueries(seeded[0])
         try:
-            return [event.event_id async for event in queries.export(EventFilter(), batch=7)]
+            return [event.event_id async for event, _ in queries.export(EventFilter(), batch=7)]
         finally:
             await queries.close()
 

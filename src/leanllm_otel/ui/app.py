@@ -2,8 +2,8 @@
 
 Routes: ``/`` events list (filters, keyset pages, live mode), ``/events/{id}`` one event (conversation, usage,
 lineage, scores; ``POST /events/{id}/scores`` is the one write), ``/stats`` charts, ``/export.jsonl`` the filtered
-list as JSON lines, ``/live`` rows stored since a watermark (for ``static/live.js``), ``/login``, ``/healthz``,
-``/static/...``. Every page works without JavaScript.
+list as JSON lines (each event's stored record plus its ``scores``), ``/live`` rows stored since a watermark (for
+``static/live.js``), ``/login``, ``/healthz``, ``/static/...``. Every page works without JavaScript.
 """
 
 from __future__ import annotations
@@ -194,8 +194,9 @@ async def export_jsonl(request: Request) -> Response:
         return PlainTextResponse("\n".join(form.errors.values()) + "\n", status_code=400)
 
     async def lines() -> AsyncIterator[bytes]:
-        async for event in viewer.queries.export(form.event_filter):
-            yield (json.dumps(event.to_payload(), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        async for event, scores in viewer.queries.export(form.event_filter):
+            line = {**event.to_payload(), "scores": [score.to_payload() for score in scores]}
+            yield (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
     headers = {"content-disposition": 'attachment; filename="leanllm-events.jsonl"'}
     return StreamingResponse(lines(), media_type="application/x-ndjson", headers=headers)

@@ -294,22 +294,30 @@ class ViewerQueries:
         rows.sort(key=lambda r: r[0])
         return stats, rows
 
-    async def export(self, event_filter: EventFilter, batch: int = 500) -> AsyncIterator[LLMEvent]:
-        """Every matching event in full, newest first, fetched by keyset batches (no transaction held open)."""
+    async def export(
+        self, event_filter: EventFilter, batch: int = 500
+    ) -> AsyncIterator[tuple[LLMEvent, list[Score]]]:
+        """Every matching event in full with its scores, newest first, fetched by keyset batches (no transaction
+        held open between batches)."""
+        features = await self.features()
         cursor: Cursor | None = None
         while True:
 
-            async def query(engine: AsyncEngine, before: Cursor | None = cursor) -> list[LLMEvent]:
+            async def query(
+                engine: AsyncEngine, before: Cursor | None = cursor
+            ) -> tuple[list[LLMEvent], dict[str, list[Score]]]:
                 async with engine.connect() as connection:
                     statement = await filtered(connection, select(events), event_filter)
                     if before is not None:
                         statement = statement.where(_older_than(before))
                     statement = statement.order_by(_c.timestamp.desc(), _c.event_id.desc()).limit(batch)
-                    return [row_to_event(r._mapping) for r in await connection.execute(statement)]
+                    found = [row_to_event(r._mapping) for r in await connection.execute(statement)]
+                    scored = await scores_for(connection, [e.event_id for e in found]) if features.scores else {}
+                    return found, scored
 
-            found = await self.store.run(query)
+            found, scored = await self.store.run(query)
             for event in found:
-                yield event
+                yield event, scored.get(event.event_id, [])
             if len(found) < batch:
                 return
             cursor = Cursor(found[-1].timestamp, found[-1].event_id)
