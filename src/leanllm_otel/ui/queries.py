@@ -294,9 +294,7 @@ class ViewerQueries:
         rows.sort(key=lambda r: r[0])
         return stats, rows
 
-    async def export(
-        self, event_filter: EventFilter, batch: int = 500
-    ) -> AsyncIterator[tuple[LLMEvent, list[Score]]]:
+    async def export(self, event_filter: EventFilter, batch: int = 500) -> AsyncIterator[tuple[LLMEvent, list[Score]]]:
         """Every matching event in full with its scores, newest first, fetched by keyset batches (no transaction
         held open between batches)."""
         features = await self.features()
