@@ -1,4 +1,4 @@
-"""leanllm-otel in one minute, offline: LiteLLM calls -> spans -> SQLite -> `leanllm-otel logs` / `stats`.
+"""leanllm-otel in one minute, offline: LiteLLM calls -> spans -> SQLite -> `leanllm-otel logs` / `stats` / `ui`.
 
 Runs with no API key and no network: a loopback OpenAI-compatible provider is started on 127.0.0.1 inside this
 script, and one call uses LiteLLM's own ``mock_response``.
@@ -9,8 +9,11 @@ script, and one call uses LiteLLM's own ``mock_response``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,7 +120,20 @@ def main() -> None:
     cli(["stats", "--database-url", args.database_url])
     pipeline.shutdown()
     server.shutdown()
-    print(f"\nEvents are in {Path(args.database_url.removeprefix('sqlite:///')).resolve()}")
+    events_file = Path(args.database_url.removeprefix("sqlite:///")).resolve()
+    print(f"\nEvents are in {events_file}")
+    print(f"Browse them (then open http://127.0.0.1:4320): {_viewer_command(f'sqlite:///{events_file}')}")
+
+
+def _viewer_command(database_url: str) -> str:
+    """The one command that opens the viewer on the demo's database, with this environment's own executable."""
+    executable = Path(sys.executable).with_name("leanllm-otel")
+    program = "leanllm-otel"
+    if executable.exists():
+        program = str(executable)
+        with contextlib.suppress(ValueError):
+            program = os.path.relpath(executable) if executable.is_relative_to(Path.cwd()) else program
+    return f"{shlex.quote(program)} ui --database-url {shlex.quote(database_url)}"
 
 
 if __name__ == "__main__":

@@ -186,3 +186,21 @@ def test_command_modules_are_pluggable() -> None:
     parser = build_parser(["leanllm_otel.cli.store_commands"])
     args = parser.parse_args(["logs", "--label", "a=b", "--label", "c=d=e"])
     assert args.label == [("a", "b"), ("c", "d=e")]
+
+
+def test_logs_takes_the_viewers_filters(sqlite_url: str, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from leanllm_otel import score
+    from ui_helpers import SEARCH_WORD, seed
+
+    ids = seed(sqlite_url, count=8)
+    assert main(["logs", "--database-url", sqlite_url, "--search", SEARCH_WORD, "--json"]) == 0
+    assert [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()] == [ids["searchable"]]
+    assert main(["logs", "--database-url", sqlite_url, "--user", "user-1", "--min-latency-ms", "105", "--json"]) == 0
+    assert [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()] == ["ev-00005"]
+    monkeypatch.setenv("LEANLLM_DATABASE_URL", sqlite_url)
+    assert score(ids["error"], "relevance", 0.2) is not None
+    assert main(["logs", "--database-url", sqlite_url, "--score", "relevance<0.5", "--json"]) == 0
+    assert [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()] == [ids["error"]]
+    assert main(["logs", "--database-url", sqlite_url, "--score", "relevance<cheap"]) == 2
+    assert main(["logs", "--database-url", sqlite_url, "--since", "2x"]) == 2

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -45,3 +48,14 @@ def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
     assert len({cid for _, _, cid in rows}) == 1  # one trace() block, one correlation id
     # Content capture is on in the demo, in the default `redacted` form: the planted email never reaches the file.
     assert b"ada@example.com" not in database.read_bytes()
+
+    # The last line is the one command that opens the viewer on this database; that viewer lists the four events.
+    last = out.strip().splitlines()[-1]
+    command = shlex.split(last.split(": ", 1)[1])
+    assert Path(command[0]).name == "leanllm-otel" and command[1:3] == ["ui", "--database-url"]
+    assert command[3] == f"sqlite:///{database.resolve()}" and len(command) == 4
+    from leanllm_otel.ui import UIServer
+
+    with UIServer(command[3], port=0, emitter=None) as viewer:
+        page = httpx.get(viewer.url + "/", timeout=10).text
+    assert page.count("<tr data-id=") == 4 and "rate-limited" in page

@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import STORAGE_ONLY_COLUMNS, events
+from leanllm_otel.exporters.schema import (
+    CONTENT_SEARCH_INDEX,
+    CONTENT_SEARCH_TABLE,
+    SCORES_TABLE,
+    STORAGE_ONLY_COLUMNS,
+    events,
+    scores,
+)
 from leanllm_otel.store import EventStore
 
 
@@ -58,7 +65,19 @@ def test_head_schema_matches_schema_module(db_url: str) -> None:
         tables, columns, indexes, pk = await _schema(engine)
         assert "leanllm_alembic_version" in tables and "alembic_version" not in tables
         assert columns == set(events.c.keys())
-        assert indexes == {ix.name for ix in events.indexes}
+        # The content-search index exists on PostgreSQL only; SQLite searches through an FTS5 table instead.
+        sqlite = engine.dialect.name == "sqlite"
+        assert indexes == {ix.name for ix in events.indexes} - ({CONTENT_SEARCH_INDEX} if sqlite else set())
+        assert SCORES_TABLE in tables and (CONTENT_SEARCH_TABLE in tables) == sqlite
+        async with engine.connect() as connection:
+            score_columns, score_indexes = await connection.run_sync(
+                lambda c: (
+                    {col["name"] for col in inspect(c).get_columns(SCORES_TABLE)},
+                    {ix["name"] for ix in inspect(c).get_indexes(SCORES_TABLE)},
+                )
+            )
+        assert score_columns == set(scores.c.keys())
+        assert score_indexes == {ix.name for ix in scores.indexes}
         assert {"ix_leanllm_events_timestamp", "ix_leanllm_events_correlation_id",
                 "ix_leanllm_events_model_timestamp", "ix_leanllm_events_status_timestamp"} <= indexes
         assert pk == ["event_id"]

@@ -12,6 +12,7 @@ from leanllm_otel.context import (
     use_context,
 )
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.feedback import score
 from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError, LeanLLMPolicyViolation
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.pipeline import Pipeline, configure
@@ -41,6 +42,7 @@ __all__ = [
     "configure",
     "current_context",
     "init",
+    "score",
     "set_global_context",
     "shutdown",
     "trace",

@@ -711,6 +711,20 @@ class LeanLLM:
         if self._pipeline is not None and self.events_in_flight:
             self.flush()
 
+    def score(self, event_id: str, name: str, value: Any, comment: str | None = None) -> Any:
+        """Record a feedback score for one of this client's events (see :func:`leanllm_otel.score`).
+
+        Returns the stored ``Score``, or None when the store failed (logged). The call's trace and span come from
+        this client's recent events when the event has not been exported yet.
+        """
+        from leanllm_otel.evaluation import EvaluatedCall
+        from leanllm_otel.feedback import record_for
+
+        config = self.config if self.config.persistence_target == "sql" else self.config.replace(database_url=None)
+        known = next((e for e in reversed(self.recent_events()) if e.event_id == event_id), None)
+        call = EvaluatedCall(known.trace_id, known.span_id, known.response_id) if known is not None else None
+        return record_for(config, self._pipeline, event_id, name, value, comment, call)
+
     def get_event(self, event_id: str) -> LLMEvent | None:
         """The stored event with this id (pending exports are flushed first), or None."""
         store = self._sync_store()

@@ -69,8 +69,8 @@ def persistence_exporter(config: LeanLLMConfig, drops: DropCounter | None = None
     return None
 
 
-def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExporter | None:
-    """An OTLP span exporter when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable asks for one."""
+def otlp_protocol_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``"grpc"`` or ``"http"`` when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable asks for OTLP, else None."""
     env = os.environ if environ is None else environ
     names = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
     wanted = any(n in _OTLP_NAMES for n in names) or (
@@ -81,7 +81,15 @@ def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExpo
     protocol = (
         env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     ).strip()
-    if "otlp_proto_grpc" in names or protocol == "grpc":
+    return "grpc" if "otlp_proto_grpc" in names or protocol == "grpc" else "http"
+
+
+def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExporter | None:
+    """An OTLP span exporter when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable asks for one."""
+    protocol = otlp_protocol_from_env(environ)
+    if protocol is None:
+        return None
+    if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         return GrpcExporter()

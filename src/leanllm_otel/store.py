@@ -14,20 +14,22 @@ Failures (unreachable database, no schema yet, malformed URL) raise :class:`Stor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from leanllm_otel.config import mask_url
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.event_filter import EventFilter, ScoreFilter, probe_features
 from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.schema import events
 
@@ -36,6 +38,7 @@ __all__ = [
     "EventFilter",
     "EventStore",
     "GroupStats",
+    "ScoreFilter",
     "StoreError",
     "StoreStats",
 ]
@@ -45,35 +48,6 @@ T = TypeVar("T")
 
 class StoreError(Exception):
     """The store could not answer: the message is one line, safe to show (no password)."""
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events a query covers. Every given criterion must match (``labels``: every key=value pair)."""
-
-    correlation_id: str | None = None
-    model: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    since: datetime | None = None
-    until: datetime | None = None
-    errors_only: bool = False
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        c = events.c
-        conditions: list[ColumnElement[bool]] = []
-        if self.correlation_id is not None:
-            conditions.append(c.correlation_id == self.correlation_id)
-        if self.model is not None:
-            conditions.append(c.model == self.model)
-        for key, value in self.labels.items():
-            conditions.append(c.labels[key].as_string() == str(value))
-        if self.since is not None:
-            conditions.append(c.timestamp >= _aware(self.since))
-        if self.until is not None:
-            conditions.append(c.timestamp < _aware(self.until))
-        if self.errors_only:
-            conditions.append(c.status == "error")
-        return conditions
 
 
 @dataclass
@@ -115,11 +89,7 @@ class StoreStats:
         }
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile of sorted ``values`` (``q`` in 0..1)."""
     if not values:
         return None
@@ -153,9 +123,9 @@ class _Accumulator:
     def finish(self) -> GroupStats:
         self.latencies.sort()
         self.ttfts.sort()
-        self.stats.latency_p50_ms = _percentile(self.latencies, 0.5)
-        self.stats.latency_p95_ms = _percentile(self.latencies, 0.95)
-        self.stats.ttft_p50_ms = _percentile(self.ttfts, 0.5)
+        self.stats.latency_p50_ms = percentile(self.latencies, 0.5)
+        self.stats.latency_p95_ms = percentile(self.latencies, 0.95)
+        self.stats.ttft_p50_ms = percentile(self.ttfts, 0.5)
         self.stats.cost = round(self.stats.cost, 10)
         return self.stats
 
@@ -185,58 +155,67 @@ async def _get_event(engine: AsyncEngine, event_id: str) -> LLMEvent | None:
     return None if row is None else row_to_event(row._mapping)
 
 
-def _filtered(statement: Select[Any], event_filter: EventFilter) -> Select[Any]:
-    conditions = event_filter.conditions()
+async def filtered(connection: AsyncConnection, statement: Select[Any], event_filter: EventFilter) -> Select[Any]:
+    """``statement`` restricted to ``event_filter`` (probing the schema first when the filter needs it)."""
+    features = await probe_features(connection) if event_filter.needs_features else None
+    conditions = event_filter.conditions(features)
     return statement.where(and_(*conditions)) if conditions else statement
 
 
 async def _list_events(engine: AsyncEngine, event_filter: EventFilter, limit: int, offset: int) -> list[LLMEvent]:
-    statement = (
-        _filtered(select(events), event_filter)
-        .order_by(events.c.timestamp.desc(), events.c.event_id.desc())
-        .limit(max(0, limit))
-        .offset(max(0, offset))
-    )
     async with engine.connect() as connection:
+        statement = (
+            (await filtered(connection, select(events), event_filter))
+            .order_by(events.c.timestamp.desc(), events.c.event_id.desc())
+            .limit(max(0, limit))
+            .offset(max(0, offset))
+        )
         result = await connection.execute(statement)
         return [row_to_event(row._mapping) for row in result]
 
 
 async def _count_events(engine: AsyncEngine, event_filter: EventFilter) -> int:
-    statement = _filtered(select(func.count()).select_from(events), event_filter)
     async with engine.connect() as connection:
+        statement = await filtered(connection, select(func.count()).select_from(events), event_filter)
         return int((await connection.execute(statement)).scalar_one())
 
 
 async def _recorded_since(
     engine: AsyncEngine, after: datetime, event_filter: EventFilter, limit: int
 ) -> list[tuple[datetime, LLMEvent]]:
-    statement = (
-        _filtered(select(events), event_filter)
-        .where(events.c.recorded_at >= _aware(after))
-        .order_by(events.c.recorded_at.asc(), events.c.timestamp.asc(), events.c.event_id.asc())
-        .limit(limit)
-    )
+    if after.tzinfo is None:
+        after = after.replace(tzinfo=timezone.utc)
     async with engine.connect() as connection:
+        statement = (
+            (await filtered(connection, select(events), event_filter))
+            .where(events.c.recorded_at >= after)
+            .order_by(events.c.recorded_at.asc(), events.c.timestamp.asc(), events.c.event_id.asc())
+            .limit(limit)
+        )
         result = await connection.execute(statement)
         return [(row.recorded_at, row_to_event(row._mapping)) for row in result]
 
 
-async def _stats(engine: AsyncEngine, event_filter: EventFilter) -> StoreStats:
+async def _stats(
+    engine: AsyncEngine, event_filter: EventFilter, row_hook: Callable[[Any], None] | None = None
+) -> StoreStats:
     c = events.c
-    statement = _filtered(
-        select(
-            c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.total_tokens, c.cost, c.latency_ms,
-            c.time_to_first_token_ms,
-        ),
-        event_filter,
-    )
     total = _Accumulator("all")
     models: dict[str, _Accumulator] = {}
     labels: dict[str, _Accumulator] = {}
     async with engine.connect() as connection:
+        statement = await filtered(
+            connection,
+            select(
+                c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.total_tokens, c.cost, c.latency_ms,
+                c.time_to_first_token_ms, c.timestamp,
+            ),
+            event_filter,
+        )
         result = await connection.stream(statement.execution_options(yield_per=2000))
         async for row in result:
+            if row_hook is not None:
+                row_hook(row)
             total.add(row)
             model = row.model or "(unknown)"
             (models.get(model) or models.setdefault(model, _Accumulator(model))).add(row)
@@ -257,8 +236,14 @@ def _make_filter(
     since: datetime | None,
     until: datetime | None,
     errors_only: bool,
+    base: EventFilter | None = None,
 ) -> EventFilter:
-    return EventFilter(correlation_id, model, dict(labels or {}), since, until, errors_only)
+    """The keyword criteria, on top of ``base`` when given (a given keyword replaces the base's value)."""
+    given: dict[str, Any] = {
+        "correlation_id": correlation_id, "model": model, "labels": dict(labels) if labels else None,
+        "since": since, "until": until, "errors_only": errors_only or None,
+    }  # fmt: skip
+    return dataclasses.replace(base or EventFilter(), **{k: v for k, v in given.items() if v is not None})
 
 
 # --- async store -----------------------------------------------------------------------------------------
@@ -267,19 +252,27 @@ def _make_filter(
 class AsyncEventStore:
     """Async queries on the caller's event loop. ``database_url``: ``sqlite:///...`` or ``postgresql://...``."""
 
-    def __init__(self, database_url: str, *, sqlite_busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, database_url: str, *, sqlite_busy_timeout_ms: int = 5000, read_only: bool = False) -> None:
         try:
             self._async_url = db.async_database_url(database_url)
         except ValueError as exc:
             raise StoreError(str(exc)) from None
         self.masked_url = mask_url(database_url)
+        self.dialect = "sqlite" if db.is_sqlite(self._async_url) else "postgresql"
         self._busy_ms = sqlite_busy_timeout_ms
+        self._read_only = read_only
         self._engine: AsyncEngine | None = None
 
     def _get_engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = db.create_engine(self._async_url, sqlite_busy_timeout_ms=self._busy_ms)
+            self._engine = db.create_engine(
+                self._async_url, sqlite_busy_timeout_ms=self._busy_ms, read_only=self._read_only
+            )
         return self._engine
+
+    async def run(self, operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+        """Run a query of your own on the store's engine, with its error handling (failures raise StoreError)."""
+        return await self._call(operation)
 
     async def _call(self, operation: Callable[[AsyncEngine], Awaitable[T]], *, create: bool = False) -> T:
         path = db.sqlite_path(self._async_url)
@@ -306,9 +299,13 @@ class AsyncEventStore:
         errors_only: bool = False,
         limit: int = 100,
         offset: int = 0,
+        event_filter: EventFilter | None = None,
     ) -> list[LLMEvent]:
-        """Matching events, newest first (``since`` inclusive, ``until`` exclusive, on the event start time)."""
-        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only)
+        """Matching events, newest first (``since`` inclusive, ``until`` exclusive, on the event start time).
+
+        ``event_filter`` carries the other criteria (content search, scores, user, thresholds, ...).
+        """
+        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only, event_filter)
         return await self._call(lambda e: _list_events(e, event_filter, limit, offset))
 
     async def count_events(
@@ -320,8 +317,9 @@ class AsyncEventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         errors_only: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> int:
-        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only)
+        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only, event_filter)
         return await self._call(lambda e: _count_events(e, event_filter))
 
     async def stats(
@@ -333,10 +331,15 @@ class AsyncEventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         errors_only: bool = False,
+        event_filter: EventFilter | None = None,
+        row_hook: Callable[[Any], None] | None = None,
     ) -> StoreStats:
-        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label."""
-        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only)
-        return await self._call(lambda e: _stats(e, event_filter))
+        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label.
+
+        ``row_hook`` sees every row read (``timestamp``, ``status``, ``latency_ms``, ...), for one-pass extras.
+        """
+        event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only, event_filter)
+        return await self._call(lambda e: _stats(e, event_filter, row_hook))
 
     async def recorded_since(
         self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000

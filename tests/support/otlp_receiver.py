@@ -1,7 +1,8 @@
 """A loopback OTLP/HTTP receiver for tests.
 
-Accepts ``POST /v1/traces`` as ``application/x-protobuf`` or ``application/json`` (gzip-encoded or not) and
-``POST /v1/metrics`` / ``/v1/logs`` (stored, not decoded). Keeps every body (decompressed) for byte-level leak
+Accepts ``POST /v1/traces`` as ``application/x-protobuf`` or ``application/json`` (gzip-encoded or not),
+``POST /v1/logs`` as protobuf (decoded into :attr:`OTLPReceiver.log_records`) and ``POST /v1/metrics`` (stored, not
+decoded). Keeps every body (decompressed) for byte-level leak
 scans and every span decoded into a plain dict::
 
     {"name", "trace_id", "span_id", "parent_span_id", "kind", "attributes", "status", "events",
@@ -25,6 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -115,6 +120,31 @@ def decode_traces(request: ExportTraceServiceRequest) -> list[dict[str, Any]]:
     return spans
 
 
+def decode_logs(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:
+    """Flatten an ``ExportLogsServiceRequest`` into record dicts: ``event_name``, ``trace_id``, ``span_id`` (hex,
+    None when unset), ``severity_number``, ``time_unix_nano``, ``body``, ``attributes``, ``resource``, ``scope``."""
+    records: list[dict[str, Any]] = []
+    for resource_logs in request.resource_logs:
+        resource = attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            scope = {"name": scope_logs.scope.name, "version": scope_logs.scope.version}
+            for record in scope_logs.log_records:
+                records.append(
+                    {
+                        "event_name": record.event_name,
+                        "trace_id": record.trace_id.hex() or None,
+                        "span_id": record.span_id.hex() or None,
+                        "severity_number": record.severity_number,
+                        "time_unix_nano": record.time_unix_nano,
+                        "body": any_value(record.body),
+                        "attributes": attributes(record.attributes),
+                        "resource": resource,
+                        "scope": scope,
+                    }
+                )
+    return records
+
+
 def _hex_ids_to_base64(node: Any) -> Any:
     """OTLP/JSON writes ids as hex; protobuf's JSON parser expects base64 for ``bytes`` fields."""
     if isinstance(node, dict):
@@ -172,6 +202,16 @@ class _Handler(QuietHandler):
                 self._reply(400, str(exc).encode(), "text/plain")
                 return
             owner._store_export(None, spans)
+        if path == "/v1/logs" and "json" not in content_type:
+            logs = ExportLogsServiceRequest()
+            try:
+                logs.ParseFromString(body)
+            except Exception as exc:
+                self._reply(400, str(exc).encode(), "text/plain")
+                return
+            owner._store_logs(decode_logs(logs))
+            self._reply(200, ExportLogsServiceResponse().SerializeToString(), "application/x-protobuf")
+            return
         if "json" in content_type:
             self._reply(200, b"{}", "application/json")
         else:
@@ -192,6 +232,7 @@ class OTLPReceiver(LoopbackServer["OTLPReceiver"]):
         self._lock = threading.Condition()
         self._exports: list[ReceivedExport] = []
         self._spans: list[dict[str, Any]] = []
+        self._logs: list[dict[str, Any]] = []
         self._forced: list[int] = []
         super().__init__()
 
@@ -225,6 +266,17 @@ class OTLPReceiver(LoopbackServer["OTLPReceiver"]):
             if spans:
                 self._spans.extend(spans)
             self._lock.notify_all()
+
+    def _store_logs(self, records: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._logs.extend(records)
+            self._lock.notify_all()
+
+    @property
+    def log_records(self) -> list[dict[str, Any]]:
+        """Every log record decoded so far (protobuf ``/v1/logs``), in arrival order."""
+        with self._lock:
+            return list(self._logs)
 
     @property
     def exports(self) -> list[ReceivedExport]:
@@ -263,3 +315,4 @@ class OTLPReceiver(LoopbackServer["OTLPReceiver"]):
         with self._lock:
             self._exports.clear()
             self._spans.clear()
+            self._logs.clear()

@@ -37,6 +37,8 @@ COMMAND_MODULES: list[str] = [
     "leanllm_otel.cli.report_command",
     "leanllm_otel.cli.replay_command",
     "leanllm_otel.cli.serve_command",
+    "leanllm_otel.cli.ui_command",
+    "leanllm_otel.cli.score_command",
 ]
 
 DATABASE_URL_ENV = "LEANLLM_DATABASE_URL"

@@ -7,37 +7,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from leanllm_otel import formatting
 from leanllm_otel.cli import CLIError, add_database_option, print_json_line, print_table, resolve_database_url
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.event_filter import parse_time as _parse_time
 from leanllm_otel.exporters.engine import head_revision
-from leanllm_otel.store import EventFilter, EventStore, GroupStats, StoreError
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
+from leanllm_otel.store import EventFilter, EventStore, GroupStats, ScoreFilter, StoreError
 
 # --- argument parsing ----------------------------------------------------------------------------------------
 
 
 def parse_time(text: str) -> datetime:
     """ISO 8601 (``2025-01-31``, ``2025-01-31T12:00:00Z``; naive = UTC) or relative to now (``30m``, ``2h``, ``7d``)."""
-    match = _RELATIVE.match(text)
-    if match:
-        return datetime.now(timezone.utc) - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid time {text!r}: use ISO 8601 (2025-01-31T12:00:00Z) or a relative age like 30m, 2h, 7d"
-        ) from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return _parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _score_filter(text: str) -> ScoreFilter:
+    try:
+        return ScoreFilter.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -75,17 +73,36 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=parse_time, metavar="TIME", help="start time, ISO 8601 or age (30m, 2h, 7d)")
     parser.add_argument("--until", type=parse_time, metavar="TIME", help="end time (exclusive), same forms")
     parser.add_argument("--errors", action="store_true", help="only failed calls")
+    parser.add_argument("--provider", help="only events of this provider (openai, anthropic, ...)")
+    parser.add_argument("--user", metavar="ID", help="only events of this user id")
+    parser.add_argument("--session", metavar="ID", help="only events of this session id")
+    parser.add_argument("--min-cost", type=_positive_float, metavar="USD", help="only calls costing at least this")
+    parser.add_argument("--min-latency-ms", type=_positive_float, metavar="MS", help="only calls at least this slow")
+    parser.add_argument("--search", metavar="WORDS", help="only events whose stored content has every word")
+    parser.add_argument("--score", type=_score_filter, metavar="FILTER",
+                        help="only scored events: NAME, NAME=VALUE or NAME>=NUMBER (also <, <=, >, !=)")
+
+
+def _event_filter(args: argparse.Namespace) -> EventFilter:
+    return EventFilter(
+        correlation_id=args.correlation_id,
+        model=args.model,
+        labels=dict(args.label),
+        since=args.since,
+        until=args.until,
+        errors_only=args.errors,
+        provider=args.provider,
+        user_id=args.user,
+        session_id=args.session,
+        min_cost=args.min_cost,
+        min_latency_ms=args.min_latency_ms,
+        text=args.search,
+        score=args.score,
+    )
 
 
 def _criteria(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "correlation_id": args.correlation_id,
-        "model": args.model,
-        "labels": dict(args.label),
-        "since": args.since,
-        "until": args.until,
-        "errors_only": args.errors,
-    }
+    return {"event_filter": _event_filter(args)}
 
 
 def _open_store(args: argparse.Namespace) -> EventStore:
@@ -98,18 +115,7 @@ def _open_store(args: argparse.Namespace) -> EventStore:
 # --- formatting ----------------------------------------------------------------------------------------------
 
 
-def _time(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1000:.2f}s" if value >= 10_000 else f"{value:.0f}ms"
-
-
-def _cost(value: float | None) -> str:
-    return "-" if value is None else f"${value:.6f}"
+_time, _ms, _cost = formatting.utc, formatting.duration, formatting.usd
 
 
 def _tokens(event: LLMEvent) -> str:
@@ -254,7 +260,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     deadline = None if args.max_seconds is None else time.monotonic() + args.max_seconds
     limit = args.count
     criteria = _criteria(args)
-    event_filter = EventFilter(**criteria)
+    event_filter = criteria["event_filter"]
     printed = 0
 
     def emit(events: Sequence[LLMEvent]) -> None:

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from sqlalchemy import event
@@ -77,11 +78,25 @@ def sqlite_path(async_url: str) -> str | None:
     return database
 
 
+def read_only_sqlite_url(async_url: str) -> str:
+    """The ``mode=ro`` URI form of a SQLite file URL: no write, no file created, WAL readers beside a writer."""
+    path = sqlite_path(async_url)
+    if path is None:
+        return async_url
+    absolute = Path(path).expanduser().resolve()
+    return f"sqlite+aiosqlite:///file:{quote(str(absolute))}?mode=ro&uri=true"
+
+
 def create_engine(
-    async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0
+    async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0, read_only: bool = False
 ) -> AsyncEngine:
-    """An ``AsyncEngine`` for ``async_url`` (from :func:`async_database_url`), tuned per backend."""
+    """An ``AsyncEngine`` for ``async_url`` (from :func:`async_database_url`), tuned per backend.
+
+    ``read_only``: SQLite files open in ``mode=ro``; PostgreSQL sessions default to read-only transactions.
+    """
     if is_sqlite(async_url):
+        if read_only:
+            async_url = read_only_sqlite_url(async_url)
         path = sqlite_path(async_url)
         if path is not None:
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +123,10 @@ def create_engine(
         pool_size=2,
         max_overflow=2,
         pool_timeout=connect_timeout_s,
-        connect_args={"timeout": connect_timeout_s},
+        connect_args={
+            "timeout": connect_timeout_s,
+            **({"server_settings": {"default_transaction_read_only": "on"}} if read_only else {}),
+        },
     )
 
 

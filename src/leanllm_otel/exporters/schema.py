@@ -1,7 +1,11 @@
 """SQLAlchemy Core definition of the event store at the newest migration (``head``).
 
 One row per ``LLMEvent`` (``event_id`` is the key); JSON columns hold labels, parameters, content, tool calls and
-findings. The migrations in ``exporters/migrations/versions`` build this schema step by step and do not import this
+findings. Feedback scores live in ``leanllm_scores`` (many per event). Stored content is searchable: on PostgreSQL
+through a GIN index over :func:`content_tsvector`, on SQLite through the FTS5 table ``leanllm_events_fts`` that
+triggers fill (revision 0007; ``leanllm_otel.event_filter`` falls back to a scan on stores without them).
+
+The migrations in ``exporters/migrations/versions`` build this schema step by step and do not import this
 module (a migration is a frozen snapshot); ``tests/test_migrations.py`` checks the two agree.
 """
 
@@ -24,11 +28,18 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
 
 EVENTS_TABLE = "leanllm_events"
+SCORES_TABLE = "leanllm_scores"
+CONTENT_SEARCH_TABLE = "leanllm_events_fts"  # SQLite FTS5 (event_id UNINDEXED, body)
+CONTENT_SEARCH_INDEX = "ix_leanllm_events_content_search"  # PostgreSQL GIN
+# The columns whose stored content is searchable (their JSON string values, whatever the redaction mode left).
+CONTENT_COLUMNS = ("system_instructions", "input_messages", "output_messages", "tool_calls")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -54,6 +65,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 def json_type() -> Any:
     """JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is stored as SQL NULL."""
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def content_tsvector() -> ColumnElement[Any]:
+    """The PostgreSQL ``tsvector`` of an event's content (every JSON string value, ``simple`` configuration).
+
+    Rendered with literal constants, never bound parameters: the planner uses the GIN index only for a query
+    expression identical to the indexed one (revision 0007 spells the same expression).
+    """
+    vectors = [
+        f"coalesce(jsonb_to_tsvector('simple'::regconfig, {name}, '[\"string\"]'::jsonb), ''::tsvector)"
+        for name in CONTENT_COLUMNS
+    ]
+    return literal_column("(" + " || ".join(vectors) + ")")
 
 
 metadata = MetaData()
@@ -126,6 +150,25 @@ events = Table(
     Index("ix_leanllm_events_model_timestamp", "model", "timestamp"),
     Index("ix_leanllm_events_status_timestamp", "status", "timestamp"),
     Index("ix_leanllm_events_recorded_at", "recorded_at"),
+    # revision 0007 (PostgreSQL only; SQLite uses the FTS5 table CONTENT_SEARCH_TABLE)
+    Index(CONTENT_SEARCH_INDEX, content_tsvector(), postgresql_using="gin").ddl_if(dialect="postgresql"),
+)
+
+# revision 0006: feedback scores (numeric, boolean or category), any number per event and name.
+scores = Table(
+    SCORES_TABLE,
+    metadata,
+    Column("score_id", String(32), primary_key=True),
+    Column("event_id", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("kind", String(16), nullable=False),  # numeric | boolean | category
+    Column("value", Float),  # the number; booleans 1.0 / 0.0; NULL for a category
+    Column("label", String),  # the category; "true" / "false" for booleans; NULL for a number
+    Column("comment", Text),
+    Column("source", String(16)),  # api | cli | ui
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_leanllm_scores_event_id", "event_id"),
+    Index("ix_leanllm_scores_name_value", "name", "value"),
 )
 
 # Columns the store adds beside the ``LLMEvent`` fields.
