@@ -10,7 +10,7 @@ small and the scorer deterministic. At run time every n-gram becomes one RE2 pat
 (one linear pass over the text answers which are present), see ``processing/detection/injection.py``.
 
 The decision threshold is the lowest score that keeps the tuning split's benign false-positive rate at or
-below ``--tune-fp`` (counted over texts the patterns do not already flag).
+below ``--tune-fp``.
 
 ``--check`` rebuilds in memory and exits 1 if the committed file differs (numpy is needed only here).
 """
@@ -77,7 +77,7 @@ def fit(x_idx: list[list[int]], y: np.ndarray, n_feat: int, l1: float, l2: float
 
 
 def build(max_features: int, tune_fp: float) -> dict[str, object]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").split("\n") if line.strip()]
     rows = [r for r in rows if r["split"] == "tune"]  # the held split is never read here
     feats = [ngrams(r["text"]) | shape_features(r["text"]) for r in rows]
     y = np.array([r["label"] for r in rows], dtype=float)

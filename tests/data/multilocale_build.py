@@ -172,6 +172,14 @@ def _value_pairs(fake: dict[str, Faker], rng: random.Random) -> list[tuple[str, 
     return pairs
 
 
+def secret_part(value: str) -> str:
+    """The part of a composite value that must go (the key of a connection string, the signature of a URL)."""
+    for marker, end in (("AccountKey=", ";"), ("sig=", "&")):
+        if marker in value:
+            return value.split(marker, 1)[1].split(end, 1)[0]
+    return value
+
+
 def _template(kind: str, loc: str, split: str, rng: random.Random) -> str:
     if kind == "PHONE":
         return rng.choice(PHONE_T[LOCALE_LANG[loc]][split])
@@ -207,7 +215,12 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
                            f"2.5.4.{rng.randint(1, 99)}", f"1.2.840.{rng.randint(10000, 113549)}.1.1.{rng.randint(1, 14)}"])  # fmt: skip
 
     def version4() -> str:
-        return ".".join(str(rng.randint(0, 30) if i < 3 else rng.randint(0, 20000)) for i in range(4))
+        # four-part versions carry a build number: 10.0.19045.3693, 4.8.4161.0, 2.1.3.10442
+        parts = [rng.randint(0, 30), rng.randint(0, 30), rng.randint(0, 30), rng.randint(300, 30000)]
+        if rng.random() < 0.3:
+            parts[2], parts[3] = rng.randint(300, 30000), rng.randint(0, 9)
+        text = ".".join(map(str, parts))
+        return text if rng.random() < 0.7 else rng.choice(["version ", "v", "build "]) + text
 
     def serial() -> str:
         return rng.choice([f"SN {rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
@@ -263,7 +276,8 @@ def build() -> list[dict[str, object]]:
             for _ in range(PER_PAIR[split]):
                 value = str(make())
                 text = _template(kind, loc, split, rng).format(value)
-                rows.append({"text": text, "value": value, "type": kind, "locale": loc, "label": 1, "split": split})
+                row = {"text": text, "value": secret_part(value), "type": kind, "locale": loc, "label": 1}
+                rows.append(row | {"split": split})
         for family, make in _benign_values(fake, rng).items():
             for _ in range(PER_BENIGN[split]):
                 value = str(make())

@@ -53,11 +53,22 @@ _EXT = r"(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?"  # a phone extension: 206.269.0743x9
 _CTX = r"[^0-9\n]{0,24}?"  # between a context word and its value
 
 PII_SPECS: Final = (
+    # Values next to the name of the number first: on a tie they win over a shape that also fits.
+    # Nine digits pass the eleven-test one time in eleven: only next to the name of the number.
+    Spec("NL_BSN", PII, _H,
+         r"(?i)\b(?:bsn|burgerservicenummer|sofi-?nummer|sofi-?nr)\b" + _CTX
+         + r"([0-9]{9}|[0-9]{4}[. ][0-9]{2}[. ][0-9]{3}|[0-9]{3}[. ][0-9]{3}[. ][0-9]{3})\b",
+         validator=v.nl_bsn, group=1),
+    Spec("BR_CPF", PII, _H, r"(?i)\bcpf\b" + _CTX + r"([0-9]{11}|[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2})\b",
+         validator=v.br_cpf, group=1),
+    Spec("IN_AADHAAR", PII, _H,
+         r"(?i)(?:\baadhaa?r|\badhaar|\buidai|\buid|आधार)" + _CTX + r"([0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4})\b",
+         validator=v.in_aadhaar, group=1),
     Spec("EMAIL", PII, _M,
          r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b", validator=v.email),
     Spec("CREDIT_CARD", PII, _H,
-         r"\b(?:[0-9]{4}[ -]?){2,3}[0-9]{1,7}\b|\b3[0-9]{3}[ -]?[0-9]{6}[ -]?[0-9]{4,5}\b",
+         r"\b3[0-9]{3}[ -]?[0-9]{6}[ -]?[0-9]{4,5}\b|\b(?:[0-9]{4}[ -]?){2,3}[0-9]{1,7}\b",
          validator=v.credit_card),
     Spec("IBAN", PII, _H,
          r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
@@ -77,18 +88,8 @@ PII_SPECS: Final = (
     Spec("IT_FISCAL_CODE", PII, _H,
          r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b",
          validator=v.it_fiscal_code),
-    # Nine digits pass the eleven-test one time in eleven: only next to the name of the number.
-    Spec("NL_BSN", PII, _H,
-         r"(?i)\b(?:bsn|burgerservicenummer|sofi-?nummer|sofi-?nr)\b" + _CTX
-         + r"([0-9]{9}|[0-9]{4}[. ][0-9]{2}[. ][0-9]{3}|[0-9]{3}[. ][0-9]{3}[. ][0-9]{3})\b",
-         validator=v.nl_bsn, group=1),
     Spec("BR_CPF", PII, _H, r"\b[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}\b", validator=v.br_cpf),
-    Spec("BR_CPF", PII, _H, r"(?i)\bcpf\b" + _CTX + r"([0-9]{11}|[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2})\b",
-         validator=v.br_cpf, group=1),
     Spec("IN_AADHAAR", PII, _H, r"\b[2-9][0-9]{3}[ -][0-9]{4}[ -][0-9]{4}\b", validator=v.in_aadhaar),
-    Spec("IN_AADHAAR", PII, _H,
-         r"(?i)(?:\baadhaa?r|\badhaar|\buidai|\buid|आधार)" + _CTX + r"([0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4})\b",
-         validator=v.in_aadhaar, group=1),
     # International: "+" or "00", a country code, digit groups ("(0)" is the trunk prefix), an extension.
     Spec("PHONE", PII, _M,
          r"(?:\+|\b00)[1-9][0-9]{0,3}(?:[ .\-/]?(?:\(0\)|\([0-9]{1,5}\)|[0-9]{1,7})){1,7}" + _EXT + r"\b",

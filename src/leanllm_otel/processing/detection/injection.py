@@ -14,6 +14,8 @@ one linear pass over the text plus a sum of weights; it reports ``LIKELY_INJECTI
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from importlib import resources
@@ -116,6 +118,8 @@ _PROMPT_LEAK: Final = Spec(
     r"|(?i)\b(?:system\s+prompt|initial\s+instructions|your\s+instructions)\s+(?:in\s+full|verbatim|word\s+for\s+"
     r"word)"
     r"|(?i)\b(?:output|print|show|display|dump)\s+(?:the\s+)?(?:text|content)\s+above\b"
+    r"|(?i)\b(?:display|show|print|dump|reveal|output)\s+(?:the\s+|your\s+)?(?:full\s+|complete\s+)?system\s+"
+    r"(?:configuration|settings|prompt|instructions|message)\b"
     r"|(?i)\bbegin(?:ning)?\s+(?:your\s+(?:reply|answer|response)\s+)?with\s+[\"']?you\s+are\s+(?:a|an|chatgpt)"
     r"|(?i)\b(?:zeige?|gib|nenne|wiederhole)\s+(?:mir\s+)?(?:deinen?|deine|den|die)\s+(?:system-?prompt|"
     r"systemanweisungen?|anfangsanweisungen|ursprünglichen\s+anweisungen)"
@@ -214,19 +218,66 @@ _DELIMITER: Final = Spec(
 
 _ENCODED: Final = Spec(
     "ENCODED_INJECTION", INJECTION, _H,
-    r"(?i)\b(?:decode|decipher|decrypt|translate|convert|interpret|read)\s+(?:and\s+(?:follow|execute|run|"
-    r"answer|respond\s+to)\s+)?(?:the\s+following|this|these|that|it|the\s+message|the\s+text)?\s*"
-    r"(?:\w+\s+){0,2}?(?:from\s+)?(?:base\s?64|base\s?32|base\s?16|base85|ascii85|hex(?:adecimal)?|rot-?13|"
-    r"rot-?47|caesar|morse|binary|leetspeak|leet|atbash|braille|url-?encoded|unicode\s+escapes?)\b"
-    r"|(?i)\b(?:base\s?64|base\s?32|base\s?16|ascii85|hex|rot-?13|morse|binary|braille)\s*[-_ ]?(?:encoded|"
-    r"decoded)\s+(?:string|text|message|input|payload|instructions?|version)"
+    r"(?i)\b(?:decode|decipher|decrypt|translate|convert|interpret|read)\b[^.\n]{0,60}?\b(?:base\s?64|base\s?32|"
+    r"base\s?16|base85|ascii85|hex(?:adecimal)?|rot-?13|rot-?47|caesar|morse|binary|leetspeak|leet|atbash|braille|"
+    r"url-?encoded|cipher)\b[^\n]{0,60}?\b(?:and|then)\s+(?:follow|execute|run|obey|answer|respond\s+to|do\s+what|"
+    r"carry\s+out|act\s+on|reply\s+to)\b"
     r"|(?i)\b(?:encoded|encrypted|obfuscated|ciphered)\s*:\s*\S{8,}[\s\S]{0,400}?\bdecoded\s*:"
     r"|(?i)\b(?:in\s+your\s+(?:monologue|head|mind)|silently|secretly)\b[^.\n]{0,40}?\b(?:decode|decipher)\b"
     r"|(?i)\b(?:follow|execute|obey|carry\s+out|do\s+what)\s+(?:the\s+)?(?:decoded|hidden|encoded|embedded)\s+"
     r"(?:instructions?|message|text|commands?|says)",
 )  # fmt: skip
 
-INJECTION_SPECS: Final = (_INJECTION_OVERRIDE, _PROMPT_LEAK, _ROLE_INJECTION, _JAILBREAK, _DELIMITER, _ENCODED)
+
+def _readable(raw: bytes) -> bool:
+    """Whether decoded bytes are mostly printable ASCII words (an encoded sentence, not key material)."""
+    if len(raw) < 12:
+        return False
+    printable = sum(32 <= b < 127 for b in raw)
+    return printable >= 0.95 * len(raw) and raw.count(b" ") * 12 >= len(raw)
+
+
+def _b64_text(text: str, s: int, e: int) -> bool:
+    blob = text[s:e][:_MAX_BLOB_CHARS]
+    for decode in (base64.b64decode, base64.b32decode):
+        try:
+            if _readable(decode(blob + "=" * (-len(blob) % (4 if decode is base64.b64decode else 8)))):
+                return True
+        except (ValueError, binascii.Error):
+            continue
+    return False
+
+
+def _hex_text(text: str, s: int, e: int) -> bool:
+    try:
+        return _readable(bytes.fromhex(text[s:e][:_MAX_BLOB_CHARS]))
+    except ValueError:
+        return False
+
+
+_MORSE_CODES: Final = frozenset(
+    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.. "
+    "----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split()
+)
+
+
+def _morse_text(text: str, s: int, e: int) -> bool:
+    tokens = text[s:e].replace("/", " ").split()
+    return len(tokens) >= 12 and sum(t in _MORSE_CODES for t in tokens) >= 0.9 * len(tokens)
+
+
+_MAX_BLOB_CHARS: Final = 4096
+
+# A payload hidden in an encoding: base64 / base32 / hex that decodes to a sentence, or a run of Morse code.
+_ENCODED_BLOBS: Final = (
+    Spec("ENCODED_INJECTION", INJECTION, _H,
+         r"(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Z2-7]{2,7}=+)?", validator=_b64_text),
+    Spec("ENCODED_INJECTION", INJECTION, _H, r"\b(?:[0-9a-fA-F]{2}){12,}\b", validator=_hex_text),
+    Spec("ENCODED_INJECTION", INJECTION, _H, r"(?:[.\-]{1,6}[ /]+){11,}[.\-]{1,6}", validator=_morse_text),
+)  # fmt: skip
+
+INJECTION_SPECS: Final = (_INJECTION_OVERRIDE, _PROMPT_LEAK, _ROLE_INJECTION, _JAILBREAK, _DELIMITER, _ENCODED,
+                           *_ENCODED_BLOBS)  # fmt: skip
 
 SCORER_TYPE: Final = "LIKELY_INJECTION"
 SCORER_SPEC: Final = Spec(SCORER_TYPE, INJECTION, Severity.MEDIUM, "")
@@ -234,9 +285,6 @@ SCORER_SPEC: Final = Spec(SCORER_TYPE, INJECTION, Severity.MEDIUM, "")
 # -------------------------------------------------------------------------------------------- shape features
 
 _SHAPE_PATTERNS: Final = {
-    # a run of base64 / base32 alphabet long enough to hold a sentence
-    "__blob": r"(?:[A-Za-z0-9+/]{4}){10,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?",
-    "__hexblob": r"\b(?:[0-9a-fA-F]{2}){20,}\b",
     "__morse": r"(?:[.\-]{1,6}[ /]+){12,}",
     "__turn": r"(?i)\b(?:user|human)\s*:",
 }
@@ -256,10 +304,6 @@ def shape_feature_names() -> list[str]:
     return sorted(_SHAPE_PATTERNS)
 
 
-def _mixed(tok: str) -> bool:
-    return any(c.isdigit() for c in tok) + any(c.isupper() for c in tok) + any(c.islower() for c in tok) >= 2
-
-
 def shape_feature(name: str, text: str) -> bool:
     """Whether ``text`` has the shape feature ``name`` (an encoded blob, several chat turns)."""
     regex = _shape_regex(name)
@@ -270,10 +314,7 @@ def shape_feature(name: str, text: str) -> bool:
             if count >= _TURNS_FOR_MANY_SHOT:
                 return True
         return False
-    for m in regex.finditer(text):
-        if name != "__blob" or _mixed(m.group()):
-            return True
-    return False
+    return regex.search(text) is not None
 
 
 # -------------------------------------------------------------------------------------------- the scorer

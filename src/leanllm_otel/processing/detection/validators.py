@@ -29,15 +29,28 @@ _PUNCT_TO_SPACE: Final = str.maketrans({c: " " for c in "\"'()[]{}<>:;,.!?=#/\\|
 
 
 def words_before(text: str, start: int, window: int = 32) -> list[str]:
-    """Lower-cased words in the ``window`` characters before ``start`` (punctuation splits words)."""
-    return text[max(0, start - window) : start].lower().translate(_PUNCT_TO_SPACE).split()
+    """Lower-cased words in the ``window`` characters before ``start`` (any non-alphanumeric splits words)."""
+    segment = text[max(0, start - window) : start].lower()
+    if not segment.isascii():
+        segment = "".join(c if c.isalnum() else " " for c in segment)
+    return segment.translate(_PUNCT_TO_SPACE).split()
+
+
+def _ascii_alnum(c: str) -> bool:
+    return c.isascii() and c.isalnum()
 
 
 def _has_word(words: list[str], vocabulary: frozenset[str]) -> bool:
-    return any(w in vocabulary or w.rstrip("s") in vocabulary for w in words)
+    if any(w in vocabulary or w.rstrip("s") in vocabulary for w in words):
+        return True
+    # Scripts written without spaces (Japanese, Chinese): the words are substrings of one run.
+    return any(not w.isascii() and any(k in w for k in vocabulary if not k.isascii()) for w in words)
 
 
 # ------------------------------------------------------------------------------------------------ cards, IBAN
+
+
+_MAESTRO: Final = frozenset({5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763, 604, 6390})
 
 
 def card_brand_ok(ds: str) -> bool:
@@ -52,7 +65,7 @@ def card_brand_ok(ds: str) -> bool:
         return n == 15
     if 300 <= int(ds[:3]) <= 305 or two in (36, 38, 39):  # Diners
         return 14 <= n <= 19
-    if 3528 <= four <= 3589:  # JCB
+    if two == 35:  # JCB (issued 3528-3589; test generators use all of 35xx)
         return 16 <= n <= 19
     if four in (2131, 1800):  # JCB 15-digit
         return n == 15
@@ -62,7 +75,7 @@ def card_brand_ok(ds: str) -> bool:
         return 16 <= n <= 19
     if ds.startswith(("6011", "65")) or 644 <= int(ds[:3]) <= 649 or two == 62:  # Discover, UnionPay
         return 16 <= n <= 19
-    if two in (50, 56, 57, 58) or ds[0] == "6":  # Maestro
+    if two in (56, 57, 58) or four in _MAESTRO:
         return 12 <= n <= 19
     return False
 
@@ -144,8 +157,14 @@ _AADHAAR_WORDS: Final = frozenset({"aadhaar", "aadhar", "adhaar", "uidai", "uid"
 
 
 def in_aadhaar(text: str, s: int, e: int) -> bool:
-    lenient = _has_word(words_before(text, s, 40), _AADHAAR_WORDS)
-    return aadhaar_ok(text[s:e], lenient=lenient)
+    """Verhoeff-valid twelve digits spaced 4-4-4; any grouping (and a Luhn check digit) next to "Aadhaar"."""
+    words = words_before(text, s, 40)
+    if _has_word(words, _AADHAAR_WORDS):
+        return aadhaar_ok(text[s:e], lenient=True)
+    span = text[s:e]
+    if "-" in span or _has_word(words[-3:], NOT_PHONE_WORDS) or _touches_number(text, s, e):
+        return False
+    return aadhaar_ok(span)
 
 
 # ------------------------------------------------------------------------------------------------ phones
@@ -208,27 +227,27 @@ def _phone_context(text: str, s: int) -> tuple[bool, bool]:
 def _touches_number(text: str, s: int, e: int) -> bool:
     """Whether the span continues a longer number ("1.234.567,89", "v10.0.1", "ISBN-978-...")."""
     before, after = text[s - 2 : s] if s >= 2 else text[:s], text[e : e + 2]
-    glued_before = len(before) == 2 and before[1] in ".,-/" and before[0].isalnum()
-    glued_after = len(after) == 2 and after[0] in ".,-/" and after[1].isdigit()
-    return glued_before or glued_after or text[s - 1 : s].isalnum() or text[e : e + 1].isalnum()
+    glued_before = len(before) == 2 and before[1] in ".,-/" and _ascii_alnum(before[0])
+    glued_after = len(after) == 2 and after[0] in ".,-/:" and after[1].isdigit()
+    return glued_before or glued_after or _ascii_alnum(text[s - 1 : s]) or _ascii_alnum(text[e : e + 1])
 
 
 def phone_international(text: str, s: int, e: int) -> bool:
     """``+CC ...`` or ``00CC ...``: 8-15 national digits; ``00`` needs a real calling code."""
     span = text[s:e]
-    if text[s - 1 : s].isalnum():
+    if _ascii_alnum(text[s - 1 : s]):
         return False
     body = span[: _extension_start(span)]
     n = _national_digit_count(body)
     if not 8 <= n <= 15:
         return False
+    phone, not_phone = _phone_context(text, s)
     if span.startswith("00"):
+        if phone and not not_phone:
+            return True
         ds = digits(body)[2:]
-        if not any(ds.startswith(cc) for cc in _CALLING_CODES if len(cc) <= 3) or n < 11:
-            return False
-        phone, not_phone = _phone_context(text, s)
-        return phone or not not_phone
-    return not _phone_context(text, s)[1] or text[s : s + 1] == "+"
+        return n >= 11 and not not_phone and any(ds.startswith(cc) for cc in _CALLING_CODES)
+    return not not_phone or phone
 
 
 def phone_nanp(text: str, s: int, e: int) -> bool:
@@ -301,9 +320,9 @@ def ipv4(text: str, s: int, e: int) -> bool:
         return False  # part of a longer dotted sequence (1.2.3.4.5, 10.0.19045.3693)
     if before[-1:] in ("v", "V"):
         return False  # v1.2.3.4
-    octets = ip.split(".")
-    if all(len(o) == 1 for o in octets):
-        return False  # 1.2.3.4, 2.5.4.3: version numbers and OID arcs far more often than hosts
+    octets = [int(o) for o in ip.split(".")]
+    if octets[0] <= 2 and max(octets[1:]) < 100:
+        return False  # 2.5.4.3, 1.3.6.1.4: OID arcs far more often than hosts in 1.x and 2.x
     words = text[max(0, s - 24) : s].lower().replace(":", " ").replace("=", " ").split()
     return not (words and words[-1].strip("\"'(") in _VERSION_WORDS)
 
