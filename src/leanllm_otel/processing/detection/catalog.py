@@ -51,6 +51,14 @@ _L = Severity.LOW
 _IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _EXT = r"(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?"  # a phone extension: 206.269.0743x9150
 _CTX = r"[^0-9\n]{0,24}?"  # between a context word and its value
+# Words for a phone number in the locales covered (validators.PHONE_WORDS holds the same for look-behind checks).
+_PHONE_WORD = (
+    r"(?i)(?:\b(?:phone|telephone|tel|mobile|mob|cell|cellphone|call|ring|text|sms|whatsapp|whats|fax|hotline|dial"
+    r"|reach|contact|number|landline|telefon\w*|handy\w*|anruf\w*|ruf|rufen|rufnummer|erreichbar|festnetz|mobil"
+    r"|t[ée]l[ée]phone|t[ée]l|portable|appel\w*|num[ée]ro|joind\w*|joignable|tel[ée]fono|m[óo]vil|ll[aá]m\w*"
+    r"|n[úu]mero|celular|telefone|ligu\w*|liga|ligar|contato|zap|cellulare|chiam\w*|contatt\w*|telefoon\w*"
+    r"|mobiel|bel|bellen|nummer)\b|電話|携帯|連絡先|番号|电话|फोन|मोबाइल)"
+)
 
 PII_SPECS: Final = (
     # Values next to the name of the number first: on a tie they win over a shape that also fits.
@@ -68,7 +76,7 @@ PII_SPECS: Final = (
          r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b", validator=v.email),
     Spec("CREDIT_CARD", PII, _H,
-         r"\b3[0-9]{3}[ -]?[0-9]{6}[ -]?[0-9]{4,5}\b|\b(?:[0-9]{4}[ -]?){2,3}[0-9]{1,7}\b",
+         r"\b3[0-9]{3}[ -]?[0-9]{6}[ -]?[0-9]{4,5}\b|\b(?:[0-9]{4}[ -]?){3}[0-9]{1,7}\b|\b[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}\b",
          validator=v.credit_card),
     Spec("IBAN", PII, _H,
          r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
@@ -98,15 +106,15 @@ PII_SPECS: Final = (
     Spec("PHONE", PII, _M,
          r"(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}" + _EXT + r"\b",
          validator=v.phone_nanp),
-    # National with a trunk 0: 020 7946 0958, (0161) 4960066, 04 15 39 15 00, 090-1234-5678, 0612345678.
+    # National with a trunk 0 and at least one separator: 020 7946 0958, (0161) 4960066, 04 15 39 15 00.
     Spec("PHONE", PII, _M,
-         r"(?:\(0[0-9]{1,5}\)|\b0[0-9]{1,5})(?:[ .\-/]{0,2}[0-9]{2,8}){1,5}" + _EXT + r"\b",
-         validator=v.phone_national),
-    # Brazil: (11) 91234-5678, 12 3915-0008.
-    Spec("PHONE", PII, _M, r"(?:\([1-9][0-9]\) ?|\b[1-9][0-9] )9?[0-9]{4}[- ][0-9]{4}\b",
-         validator=v.phone_national),
-    # No trunk 0 and no country code (Italian and Indian mobiles, Spanish numbers): only after a phone word.
-    Spec("PHONE", PII, _M, r"\b[1-9][0-9]{1,3}(?:[ .\-/]?[0-9]{2,4}){2,5}\b", validator=v.phone_contextual),
+         r"(?:\(0[0-9]{1,5}\)[ .\-/]{0,2}|\b0[0-9]{1,5}[ .\-/]{1,2})[0-9]{2,8}(?:[ .\-/]{1,2}[0-9]{2,8}){0,4}" + _EXT
+         + r"\b", validator=v.phone_national),
+    # Brazil: (11) 91234-5678 (without the brackets, after a phone word: below).
+    Spec("PHONE", PII, _M, r"\([1-9][0-9]\) ?9?[0-9]{4}[- ][0-9]{4}\b", validator=v.phone_national),
+    # Any grouping, no "+" and no trunk 0 needed (Italian and Indian mobiles, 0612345678): after a phone word.
+    Spec("PHONE", PII, _M, _PHONE_WORD + r"[^0-9+\n]{0,30}?([0-9][0-9 .\-/()]{7,18}[0-9])", group=1,
+         validator=v.phone_after_word),
     Spec("IP_ADDRESS", PII, _L, rf"\b{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}\b", validator=v.ipv4),
     Spec("IP_ADDRESS", PII, _L,
          r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){1,6}:[0-9A-Fa-f]{1,4}\b", validator=v.ipv6),

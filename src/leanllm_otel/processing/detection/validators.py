@@ -41,10 +41,14 @@ def _ascii_alnum(c: str) -> bool:
 
 
 def _has_word(words: list[str], vocabulary: frozenset[str]) -> bool:
-    if any(w in vocabulary or w.rstrip("s") in vocabulary for w in words):
+    if not vocabulary.isdisjoint(words):
         return True
-    # Scripts written without spaces (Japanese, Chinese): the words are substrings of one run.
-    return any(not w.isascii() and any(k in w for k in vocabulary if not k.isascii()) for w in words)
+    for w in words:
+        if w[-1] == "s" and w[:-1] in vocabulary:  # plurals: "phones", "numbers"
+            return True
+        if not w.isascii() and any(k in w for k in vocabulary if not k.isascii()):
+            return True  # scripts written without spaces (Japanese, Chinese): the word is part of one run
+    return False
 
 
 # ------------------------------------------------------------------------------------------------ cards, IBAN
@@ -75,7 +79,9 @@ def card_brand_ok(ds: str) -> bool:
         return 16 <= n <= 19
     if ds.startswith(("6011", "65")) or 644 <= int(ds[:3]) <= 649 or two == 62:  # Discover, UnionPay
         return 16 <= n <= 19
-    if two in (56, 57, 58) or four in _MAESTRO:
+    if two in (56, 57, 58):  # Maestro; 13-15 digits with these prefixes are mostly EAN-13 barcodes
+        return n == 12 or 16 <= n <= 19
+    if four in _MAESTRO:
         return 12 <= n <= 19
     return False
 
@@ -275,12 +281,12 @@ def phone_national(text: str, s: int, e: int) -> bool:
     return grouped and not not_phone
 
 
-def phone_contextual(text: str, s: int, e: int) -> bool:
-    """A run of 9-12 digits is a phone number only right after a phone word."""
-    if not 9 <= len(digits(text[s:e])) <= 12 or _touches_number(text, s, e):
+def phone_after_word(text: str, s: int, e: int) -> bool:
+    """A number right after a phone word (the pattern matched the word): 8-15 digits, not an order or amount."""
+    n = _national_digit_count(text[s:e][: _extension_start(text[s:e])])
+    if not 8 <= n <= 15 or _touches_number(text, s, e):
         return False
-    phone, not_phone = _phone_context(text, s)
-    return phone and not not_phone
+    return not _has_word(words_before(text, s, 32)[-3:], NOT_PHONE_WORDS)
 
 
 # ------------------------------------------------------------------------------------------------ email, IP
