@@ -38,28 +38,30 @@ HEX = "0123456789abcdef"
 PHONE_T: dict[str, dict[str, list[str]]] = {
     "en": {
         "tune": ["Call me at {} tomorrow.", "My phone number is {}.", "You can reach the office on {}.",
-                 "Mobile: {}", "Text me on {} when you land."],
+                 "Mobile: {}", "Text me on {} when you land.", "Call back on {} tonight.", "Dial {} for support."],
         "held": ["Please ring {} after 5pm.", "Contact number {} (ask for Sam).", "Tel. {}",
                  "The hotline is {} if anything breaks.", "WhatsApp me at {} please"],
     },
     "de": {
-        "tune": ["Ruf mich unter {} an.", "Meine Telefonnummer ist {}.", "Handy: {}"],
+        "tune": ["Ruf mich unter {} an.", "Meine Telefonnummer ist {}.", "Handy: {}", "Rückruf bitte an {}",
+                 "Kontakt: {}"],
         "held": ["Sie erreichen mich unter Tel. {}", "Bitte zurückrufen: Telefon {}", "Mobil {} (ab 18 Uhr)"],
     },
     "fr": {
-        "tune": ["Appelez-moi au {}.", "Mon numéro de téléphone est le {}.", "Portable : {}"],
+        "tune": ["Appelez-moi au {}.", "Mon numéro de téléphone est le {}.", "Portable : {}",
+                 "Rappelez-moi au {} ce soir.", "Composez le {} pour le support."],
         "held": ["Vous pouvez me joindre au {}", "Tél. {} (bureau)", "Merci de rappeler le {} demain."],
     },
     "es": {
-        "tune": ["Llámame al {}.", "Mi teléfono es {}.", "Móvil: {}"],
+        "tune": ["Llámame al {}.", "Mi teléfono es {}.", "Móvil: {}", "Marca el {} para soporte."],
         "held": ["Puedes llamar al {} por la tarde.", "Teléfono de contacto {}", "Tel {} (oficina)"],
     },
     "pt": {
-        "tune": ["Me liga no {}.", "Meu telefone é {}.", "Celular: {}"],
+        "tune": ["Me liga no {}.", "Meu telefone é {}.", "Celular: {}", "Retorne no {} por favor."],
         "held": ["Pode ligar para {} amanhã.", "Telefone para contato {}", "Whats {} (falar com Ana)"],
     },
     "it": {
-        "tune": ["Chiamami al {}.", "Il mio numero di telefono è {}.", "Cellulare: {}"],
+        "tune": ["Chiamami al {}.", "Il mio numero di telefono è {}.", "Cellulare: {}", "Richiamami al {} domani."],
         "held": ["Puoi contattarmi al {}", "Tel. {} (ufficio)", "Per informazioni chiama il {}."],
     },
     "ja": {
@@ -67,7 +69,7 @@ PHONE_T: dict[str, dict[str, list[str]]] = {
         "held": ["連絡先 {} までお願いします。", "Tel {}", "電話 {} (平日のみ)"],
     },
     "nl": {
-        "tune": ["Bel me op {}.", "Mijn telefoonnummer is {}.", "Mobiel: {}"],
+        "tune": ["Bel me op {}.", "Mijn telefoonnummer is {}.", "Mobiel: {}", "Terugbellen op {} graag."],
         "held": ["Je kunt me bereiken op telefoon {}", "Tel. {} (kantoor)", "Graag terugbellen op {}."],
     },
 }

@@ -53,11 +53,12 @@ _EXT = r"(?:\s?(?:x|ext\.?)\s?[0-9]{1,6})?"  # a phone extension: 206.269.0743x9
 _CTX = r"[^0-9\n]{0,24}?"  # between a context word and its value
 # Words for a phone number in the locales covered (validators.PHONE_WORDS holds the same for look-behind checks).
 _PHONE_WORD = (
-    r"(?i)(?:\b(?:phone|telephone|tel|mobile|mob|cell|cellphone|call|ring|text|sms|whatsapp|whats|fax|hotline|dial"
-    r"|reach|contact|number|landline|telefon\w*|handy\w*|anruf\w*|ruf|rufen|rufnummer|erreichbar|festnetz|mobil"
-    r"|t[ée]l[ée]phone|t[ée]l|portable|appel\w*|num[ée]ro|joind\w*|joignable|tel[ée]fono|m[óo]vil|ll[aá]m\w*"
-    r"|n[úu]mero|celular|telefone|ligu\w*|liga|ligar|contato|zap|cellulare|chiam\w*|contatt\w*|telefoon\w*"
-    r"|mobiel|bel|bellen|nummer)\b|電話|携帯|連絡先|番号|电话|फोन|मोबाइल)"
+    r"(?i)(?:\b(?:phone|telephone|tel|mobile|mob|cell|cellphone|call|callback|ring|text|sms|whatsapp|whats|fax|hotline"
+    r"|dial|reach|contact|number|landline|telefon\w*|handy\w*|anruf\w*|ruf|rufen|rufnummer|rückruf\w*|zurückruf\w*"
+    r"|erreichbar|erreichen|festnetz|mobil|kontakt|t[ée]l[ée]phone|t[ée]l|portable|r?appel\w*|num[ée]ro|joind\w*"
+    r"|joign\w*|compose[zr]?|contacte[zr]?|texto|tel[ée]fono|m[óo]vil|ll[aá]m\w*|n[úu]mero|celular|contactar|marca[r]?"
+    r"|telefone|ligu\w*|liga|ligar|retorn\w*|contat\w*|zap|cellulare|chiam\w*|richiam\w*|contatt\w*|telefoon\w*"
+    r"|mobiel|bel|bellen|terugbel\w*|bereik\w*|nummer)\b|電話|携帯|連絡|番号|电话|手机|फोन|मोबाइल)"
 )
 
 PII_SPECS: Final = (

@@ -184,7 +184,10 @@ PHONE_WORDS: Final = frozenset(
      "joignable", "teléfono", "telefono", "móvil", "movil", "llama", "llame", "llamar", "llámame", "llamame",
      "número", "numero", "celular", "telefone", "ligue", "liga", "ligar", "contato", "whats", "zap", "cellulare",
      "chiama", "chiamare", "chiamami", "contattare", "telefoon", "telefoonnummer", "mobiel", "bel", "bellen",
-     "nummer", "电话", "電話", "携帯", "連絡先", "電話番号", "番号", "फोन", "मोबाइल"}
+     "nummer", "callback", "rappeler", "rappelez", "rappelle", "composer", "composez", "contacter", "contactez",
+     "texto", "rückruf", "zurückrufen", "erreichen", "kontakt", "contactar", "marcar", "retornar", "retorne",
+     "contatar", "richiamare", "richiamami", "contattami", "terugbellen", "bereiken", "bereikbaar", "电话", "電話",
+     "携帯", "連絡", "連絡先", "電話番号", "番号", "手机", "फोन", "मोबाइल"}
 )  # fmt: skip
 
 # Words before a number that make it something else: order numbers, references, serials, book numbers, money.
@@ -357,15 +360,13 @@ def has_digit_and_letter(text: str, s: int, e: int) -> bool:
 
 
 def _longest_alnum_run(tok: str) -> str:
-    best = cur = ""
-    for c in tok:
-        if c.isascii() and c.isalnum():
-            cur += c
-            if len(cur) > len(best):
-                best = cur
-        else:
-            cur = ""
-    return best
+    best_start = best_len = start = 0
+    for i, c in enumerate(tok):
+        if not (c.isascii() and c.isalnum()):
+            start = i + 1
+        elif i + 1 - start > best_len:
+            best_start, best_len = start, i + 1 - start
+    return tok[best_start : best_start + best_len]
 
 
 def openai_key(text: str, s: int, e: int) -> bool:
