@@ -18,6 +18,8 @@ Each line: ``{"text", "value", "type" | "family", "locale", "label": 1 | 0, "spl
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt_
 import json
 import random
 import string
@@ -27,6 +29,7 @@ from pathlib import Path
 from faker import Faker
 
 OUT = Path(__file__).with_name("multilocale_set.jsonl")
+_START, _END = dt_.datetime(2019, 1, 1), dt_.datetime(2025, 12, 31)
 SEEDS = {"tune": 1001, "held": 2002}
 PER_PAIR = {"tune": 18, "held": 22}
 PER_BENIGN = {"tune": 30, "held": 36}
@@ -240,8 +243,8 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
                            f"invoice INV-{rng.randint(2019, 2025)}-{rng.randint(100000, 999999)}"])  # fmt: skip
 
     def timestamp() -> str:
-        dt = us.date_time_between(start_date="-5y")
-        return rng.choice([dt.isoformat(sep=" "), dt.strftime("%Y%m%d%H%M%S"), str(int(dt.timestamp())),
+        dt = us.date_time_between(start_date=_START, end_date=_END)  # fixed range: the output must not age
+        return rng.choice([dt.isoformat(sep=" "), dt.strftime("%Y%m%d%H%M%S"), str(calendar.timegm(dt.timetuple())),
                            dt.strftime("%d.%m.%Y %H:%M"), dt.isoformat() + "Z"])  # fmt: skip
 
     def version() -> str:
@@ -262,7 +265,7 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
         "ean": lambda: rng.choice([us.ean13(), us.ean8()]), "doi": us.doi, "timestamp": timestamp,
         "version": version, "price": price, "slug": slug,
         "uuid": lambda: str(us.uuid4()), "hash": us.sha1, "postcode": lambda: de.postcode() + " " + de.city(),
-        "date": lambda: de.date(pattern=rng.choice(["%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y"])),
+        "date": lambda: de.date_between(_START, _END).strftime(rng.choice(["%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y"])),
     }  # fmt: skip
 
 
