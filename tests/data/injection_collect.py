@@ -54,7 +54,7 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def add(text: str, label: int, family: str, source: str, group: str | None = None) -> None:
+def add(text: str, label: int, family: str, source: str, group: str | None = None, split: str | None = None) -> None:
     text = text.strip("\n")
     key = _norm(text)
     if len(key) < 3 or key in _seen:
@@ -62,7 +62,8 @@ def add(text: str, label: int, family: str, source: str, group: str | None = Non
     _seen.add(key)
     group_key = group if group is not None else " ".join(key.split()[:8])
     digest = hashlib.sha256(f"{source}|{group_key}".encode()).digest()
-    split = "held" if digest[0] % 2 else "tune"
+    if split is None:
+        split = "held" if digest[0] % 2 else "tune"
     rows.append({"text": text, "label": label, "family": family, "source": source, "split": split})
 
 
@@ -392,6 +393,16 @@ def stdlib_lookalikes(rng: random.Random) -> None:
         add(text, 0, "benign_lookalike", f"cpython-{sys.version_info[0]}.{sys.version_info[1]}:stdlib docstrings")
 
 
+HANDWRITTEN = Path(__file__).with_name("injection_benign_handwritten.txt")
+
+
+def handwritten_rows() -> None:
+    """Benign prompts written for this project with attack vocabulary in ordinary use: tuning rows only."""
+    for line in HANDWRITTEN.read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            add(line, 0, "benign_handwritten", "leanllm-otel:injection_benign_handwritten.txt", split="tune")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--wheels", type=Path, default=Path(tempfile.gettempdir()) / "leanllm-injection-wheels")
@@ -405,6 +416,7 @@ def main() -> None:
     chatterbot_rows(wheels["chatterbot-corpus"], rng)
     nemo_rows(wheels["nemoguardrails"], rng)
     stdlib_lookalikes(rng)
+    handwritten_rows()
     with OUT.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -174,7 +174,6 @@ _JAILBREAK: Final = Spec(
     r"|(?i:\b(?:never|don'?t|do\s+not|must\s+not|will\s+not|won'?t|cannot)\s+(?:ever\s+)?(?:refuse|decline|"
     r"deny)\s+(?:a\s+|any\s+|to\s+answer|the\s+user|my\s+)?(?:\w+\s+)?(?:request|question|prompt|answer|"
     r"respond|order|command)?)"
-    r"|(?i:\b(?:stay|remain|keep)\s+in\s+character\b|\b(?:never|don'?t|do\s+not)\s+break\s+character\b)"
     r"|(?i:\b(?:two|2)\s+(?:different\s+|separate\s+|distinct\s+)?(?:responses|answers|replies|paragraphs|"
     r"outputs)\b[^.]{0,120}?\b(?:one|first)\s+(?:normal|with|as|from|being|is)\b)"
     r"|🔓|🔒|\[(?:🔓|🔒)?\s*(?:JAILBREAK|CLASSIC|JAILBROKEN)\]"

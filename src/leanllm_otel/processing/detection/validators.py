@@ -30,7 +30,7 @@ _PUNCT_TO_SPACE: Final = str.maketrans({c: " " for c in "\"'()[]{}<>:;,.!?=#/\\|
 
 def words_before(text: str, start: int, window: int = 32) -> list[str]:
     """Lower-cased words in the ``window`` characters before ``start`` (any non-alphanumeric splits words)."""
-    segment = text[max(0, start - window) : start].lower()
+    segment = text[max(0, start - window) : start].lower().replace("s/n", "sn").replace("n°", "no ")
     if not segment.isascii():
         segment = "".join(c if c.isalnum() else " " for c in segment)
     return segment.translate(_PUNCT_TO_SPACE).split()
