@@ -250,6 +250,9 @@ def phone_international(text: str, s: int, e: int) -> bool:
     n = _national_digit_count(body)
     if not 8 <= n <= 15:
         return False
+    after = text[e : e + 2]
+    if len(after) == 2 and after[0] in ".," and after[1].isdigit():
+        return False  # +12.345.678,90: a signed amount
     phone, not_phone = _phone_context(text, s)
     if span.startswith("00"):
         if phone and not not_phone:
@@ -317,6 +320,9 @@ _VERSION_WORDS: Final = frozenset(
 )  # fmt: skip
 
 
+_PRIVATE_FIRST_OCTETS: Final = frozenset({10, 100, 169, 172, 192})
+
+
 def ipv4(text: str, s: int, e: int) -> bool:
     ip = text[s:e]
     if ip.startswith("127.") or ip in ("0.0.0.0", "255.255.255.255"):
@@ -332,6 +338,8 @@ def ipv4(text: str, s: int, e: int) -> bool:
     octets = [int(o) for o in ip.split(".")]
     if octets[0] <= 2 and max(octets[1:]) < 100:
         return False  # 2.5.4.3, 1.3.6.1.4: OID arcs far more often than hosts in 1.x and 2.x
+    if max(octets) < 32 and len(set(octets)) > 1 and octets[0] not in _PRIVATE_FIRST_OCTETS:
+        return False  # 4.2.1.0, 3.12.1.2: four-part versions (8.8.8.8 and private ranges stay addresses)
     words = text[max(0, s - 24) : s].lower().replace(":", " ").replace("=", " ").split()
     return not (words and words[-1].strip("\"'(") in _VERSION_WORDS)
 
