@@ -148,7 +148,8 @@ def injection_report(detector: Detector, path: Path, verbose_split: str | None) 
             f"(patterns {neg[1] / neg[0]:.2%}); precision {precision:.3f}"
         )
         if split == "held" and (recall < INJECTION_RECALL_TARGET or fp_rate > INJECTION_FP_TARGET):
-            print(f"FAIL: held-apart injection target (recall >= {INJECTION_RECALL_TARGET}, fp <= {INJECTION_FP_TARGET:.0%})")
+            target = f"recall >= {INJECTION_RECALL_TARGET}, fp <= {INJECTION_FP_TARGET:.0%}"
+            print(f"FAIL: held-apart injection target ({target})")
             failed = True
     return failed
 

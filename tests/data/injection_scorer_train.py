@@ -99,7 +99,7 @@ def build(max_features: int, tune_fp: float) -> dict[str, object]:
         s = bias + sum(weights.get(f, 0.0) for f in fs)
         scores.append((s, r["label"]))
     benign = sorted((s for s, label in scores if label == 0), reverse=True)
-    allowed = int(math.floor(tune_fp * len(benign)))
+    allowed = math.floor(tune_fp * len(benign))
     threshold = round(max(0.0, benign[allowed] + 1e-4) if allowed < len(benign) else 0.0, 4)
     return {
         "about": "Injection/jailbreak scorer: logistic regression over word n-gram presence; built by "

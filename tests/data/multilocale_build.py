@@ -68,7 +68,7 @@ PHONE_T: dict[str, dict[str, list[str]]] = {
         "held": ["Puoi contattarmi al {}", "Tel. {} (ufficio)", "Per informazioni chiama il {}."],
     },
     "ja": {
-        "tune": ["電話番号は{}です。", "携帯：{}", "Call me at {}."],
+        "tune": ["電話番号は{}です。", "携帯：{}", "Call me at {}."],  # noqa: RUF001
         "held": ["連絡先 {} までお願いします。", "Tel {}", "電話 {} (平日のみ)"],
     },
     "nl": {
@@ -209,7 +209,7 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
 
     def dims() -> str:
         a, b = rng.randint(100, 4000), rng.randint(100, 4000)
-        return rng.choice([f"{a} x {b}", f"{a}x{b} px", f"{a} × {b} × {rng.randint(10, 99)} mm",
+        return rng.choice([f"{a} x {b}", f"{a}x{b} px", f"{a} × {b} × {rng.randint(10, 99)} mm",  # noqa: RUF001
                            f"{rng.randint(100, 999)} {rng.randint(10, 99)} {rng.randint(1000, 9999)}"])  # fmt: skip
 
     def row() -> str:
@@ -217,7 +217,7 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
 
     def oid() -> str:
         return rng.choice(["1.3.6.1.4.1." + ".".join(str(rng.randint(1, 60000)) for _ in range(rng.randint(1, 4))),
-                           f"2.5.4.{rng.randint(1, 99)}", f"1.2.840.{rng.randint(10000, 113549)}.1.1.{rng.randint(1, 14)}"])  # fmt: skip
+                           f"2.5.4.{rng.randint(1, 99)}", f"1.2.840.{rng.randint(10000, 113549)}.1.1.{rng.randint(1, 14)}"])  # fmt: skip  # noqa: E501
 
     def version4() -> str:
         # four-part versions carry a build number: 10.0.19045.3693, 4.8.4161.0, 2.1.3.10442
@@ -230,7 +230,7 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
     def serial() -> str:
         return rng.choice([f"SN {rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
                            f"S/N: {rng.randint(100000, 999999)}{rng.randint(1000, 9999)}",
-                           f"Seriennummer {rng.randint(10, 99)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"])  # fmt: skip
+                           f"Seriennummer {rng.randint(10, 99)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"])  # fmt: skip  # noqa: E501
 
     def amount_de() -> str:
         n = rng.randint(1000, 99999999)
@@ -239,7 +239,7 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
     def order() -> str:
         return rng.choice([f"Order #{rng.randint(100, 999)}-{rng.randint(1000000, 9999999)}",
                            f"Bestellnummer {rng.randint(10**9, 10**10 - 1)}",
-                           f"commande n° {rng.randint(10**8, 10**9)}", f"pedido {rng.randint(100000, 999999)}-{rng.randint(10, 99)}",
+                           f"commande n° {rng.randint(10**8, 10**9)}", f"pedido {rng.randint(100000, 999999)}-{rng.randint(10, 99)}",  # noqa: E501
                            f"invoice INV-{rng.randint(2019, 2025)}-{rng.randint(100000, 999999)}"])  # fmt: skip
 
     def timestamp() -> str:
@@ -249,11 +249,11 @@ def _benign_values(fake: dict[str, Faker], rng: random.Random) -> dict[str, Call
 
     def version() -> str:
         return rng.choice([f"v{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(0, 30)}",
-                           f"{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(0, 9)}-rc.{rng.randint(1, 5)}"])  # fmt: skip
+                           f"{rng.randint(0, 9)}.{rng.randint(0, 40)}.{rng.randint(0, 9)}-rc.{rng.randint(1, 5)}"])  # fmt: skip  # noqa: E501
 
     def price() -> str:
         return rng.choice([us.pricetag(), de.pricetag(), fr.pricetag(), br.pricetag(),
-                           f"${rng.randint(1, 9999):,}.{rng.randint(0, 99):02d}", f"¥{rng.randint(100, 999999):,}"])  # fmt: skip
+                           f"${rng.randint(1, 9999):,}.{rng.randint(0, 99):02d}", f"¥{rng.randint(100, 999999):,}"])  # fmt: skip  # noqa: E501
 
     def slug() -> str:
         words = ["learn", "pipeline", "tutorial", "guide", "example", "notebook", "demo", "pandas", "model", "v2"]

@@ -45,8 +45,12 @@ from leanllm_otel.processing.detection.injection import (
 
 __all__ = [
     "CATEGORIES",
+    "CUSTOM",
+    "INJECTION",
     "INJECTION_TYPES",
+    "PII",
     "PII_TYPES",
+    "SECRET",
     "SECRET_TYPES",
     "Detector",
     "DetectorConfig",

@@ -256,10 +256,11 @@ def _hex_text(text: str, s: int, e: int) -> bool:
         return False
 
 
-_MORSE_CODES: Final = frozenset(
+_MORSE_TEXT: Final = (
     ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.. "
-    "----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split()
+    "----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----."
 )
+_MORSE_CODES: Final = frozenset(_MORSE_TEXT.split())
 
 
 def _morse_text(text: str, s: int, e: int) -> bool:
@@ -309,12 +310,7 @@ def shape_feature(name: str, text: str) -> bool:
     """Whether ``text`` has the shape feature ``name`` (an encoded blob, several chat turns)."""
     regex = _shape_regex(name)
     if name == "__turn":
-        count = 0
-        for _ in regex.finditer(text):
-            count += 1
-            if count >= _TURNS_FOR_MANY_SHOT:
-                return True
-        return False
+        return any(count >= _TURNS_FOR_MANY_SHOT for count, _ in enumerate(regex.finditer(text), 1))
     return regex.search(text) is not None
 
 

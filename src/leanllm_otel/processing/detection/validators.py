@@ -180,7 +180,7 @@ PHONE_WORDS: Final = frozenset(
     {"phone", "telephone", "tel", "tele", "mobile", "mob", "cell", "cellphone", "call", "ring", "text", "sms",
      "whatsapp", "signal", "fax", "hotline", "dial", "reach", "contact", "number", "landline", "ph", "mobil",
      "telefon", "telefonnummer", "handy", "handynummer", "anrufen", "ruf", "rufen", "rufnummer", "erreichbar",
-     "festnetz", "téléphone", "telephone", "tél", "portable", "appelez", "appeler", "appelle", "numéro", "joindre",
+     "festnetz", "téléphone", "tél", "portable", "appelez", "appeler", "appelle", "numéro", "joindre",
      "joignable", "teléfono", "telefono", "móvil", "movil", "llama", "llame", "llamar", "llámame", "llamame",
      "número", "numero", "celular", "telefone", "ligue", "liga", "ligar", "contato", "whats", "zap", "cellulare",
      "chiama", "chiamare", "chiamami", "contattare", "telefoon", "telefoonnummer", "mobiel", "bel", "bellen",
@@ -203,7 +203,7 @@ NOT_PHONE_WORDS: Final = frozenset(
 )  # fmt: skip
 
 # ITU country calling codes (for "00" international prefixes, where a bare run of digits is otherwise ambiguous).
-_CALLING_CODES: Final = frozenset(
+_CALLING_CODES_TEXT: Final = (
     "1 7 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 64 65 66 81 82 "
     "84 86 90 91 92 93 94 95 98 211 212 213 216 218 220 221 222 223 224 225 226 227 228 229 230 231 232 233 234 235 "
     "236 237 238 239 240 241 242 243 244 245 246 248 249 250 251 252 253 254 255 256 257 258 260 261 262 263 264 "
@@ -211,8 +211,9 @@ _CALLING_CODES: Final = frozenset(
     "377 378 380 381 382 383 385 386 387 389 420 421 423 500 501 502 503 504 505 506 507 508 509 590 591 592 593 "
     "594 595 596 597 598 599 670 672 673 674 675 676 677 678 679 680 681 682 683 685 686 687 688 689 690 691 692 "
     "850 852 853 855 856 880 886 960 961 962 963 964 965 966 967 968 970 971 972 973 974 975 976 977 992 993 994 "
-    "995 996 998".split()
+    "995 996 998"
 )
+_CALLING_CODES: Final = frozenset(_CALLING_CODES_TEXT.split())
 
 
 def _national_digit_count(span: str) -> int:
