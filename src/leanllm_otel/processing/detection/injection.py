@@ -369,9 +369,12 @@ class InjectionScorer:
             total += wi
             if wi > best_w:
                 best, best_w = i, wi
-        for name, weight in self._shapes:
-            if (weight > 0 or total >= self._threshold) and shape_feature(name, text):
-                total += weight
+        # A shape feature costs a pass over the text: look only when it could move the score across the threshold.
+        reach = sum(w for _, w in self._shapes if w > 0)
+        if total + reach >= self._threshold:
+            for name, weight in self._shapes:
+                if (weight > 0 or total >= self._threshold) and shape_feature(name, text):
+                    total += weight
         return total, best
 
     def probability(self, text: str) -> float:
