@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from leanllm_otel.processing.detection.injection import SCORER_TYPE, default_scorer
+from leanllm_otel.processing.detection.scorer import SCORER_TYPE, default_scorer
 from leanllm_otel.processing.detectors import Detector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,7 +273,8 @@ def timing_report(detector: Detector, baseline_ref: str | None) -> None:
     header = f"{'text':<18}{'us/KB':>9}"
     if base is not None:
         header += f"{'baseline us/KB':>16}{'ratio':>8}"
-    print(f"== scan cost (Detector.scan, best of 7 interleaved rounds){' vs ' + baseline_ref if base is not None else ''}")
+    against = f" vs {baseline_ref}" if base is not None else ""
+    print(f"== scan cost (Detector.scan, best of 7 interleaved rounds){against}")
     print(header)
     for label, text in _texts():
         scans = [detector.scan] + ([base.scan] if base is not None else [])

@@ -18,7 +18,7 @@ import pytest
 from faker import Faker
 
 from leanllm_otel.processing.detection import checksums
-from leanllm_otel.processing.detection.injection import SCORER_TYPE, InjectionScorer, default_scorer
+from leanllm_otel.processing.detection.scorer import SCORER_TYPE, InjectionScorer, default_scorer
 from leanllm_otel.processing.detectors import INJECTION_TYPES, PII_TYPES, SECRET_TYPES, Detector, default_detector
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ few shape features (an encoded blob, many chat turns), fitted on the ``tune`` sp
 only; the ``held`` split is never read here. Features are first ranked by an L1-regularised fit, the strongest
 ``--features`` are refitted with a light L2 penalty, and the weights are rounded to four decimals, so the file is
 small and the scorer deterministic. At run time every n-gram becomes one RE2 pattern in a single ``re2.Set``
-(one linear pass over the text answers which are present), see ``processing/detection/injection.py``.
+(one linear pass over the text answers which are present), see ``processing/detection/scorer.py``.
 
 The decision threshold is the lowest score that keeps the tuning split's benign false-positive rate at or
 below ``--tune-fp``.
@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
-from leanllm_otel.processing.detection import injection as inj  # noqa: E402
+from leanllm_otel.processing.detection import scorer as inj  # noqa: E402
 
 DATA = Path(__file__).with_name("injection_set.jsonl")
 OUT = ROOT / "src" / "leanllm_otel" / "processing" / "detection" / "injection_model.json"

@@ -35,13 +35,8 @@ from leanllm_otel.processing.detection.catalog import (
     Spec,
 )
 from leanllm_otel.processing.detection.checksums import iban_ok, luhn_ok
-from leanllm_otel.processing.detection.injection import (
-    INJECTION_SPECS,
-    SCORER_SPEC,
-    SCORER_TYPE,
-    InjectionScorer,
-    default_scorer,
-)
+from leanllm_otel.processing.detection.injection import INJECTION_SPECS
+from leanllm_otel.processing.detection.scorer import SCORER_SPEC, SCORER_TYPE, InjectionScorer, default_scorer
 
 __all__ = [
     "CATEGORIES",

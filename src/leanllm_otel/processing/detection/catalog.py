@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from leanllm_otel.processing.detection import token_checks as t
 from leanllm_otel.processing.detection import validators as v
 
 PII: Final = "pii"
@@ -127,34 +128,34 @@ SECRET_SPECS: Final = (
          r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
          r"(?:\s|\\[nr])*(?:[A-Za-z][A-Za-z-]*:[^\n\\]*(?:\n|\\n))*[A-Za-z0-9+/=\s\\]*"
          r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)?"),
-    Spec("ANTHROPIC_KEY", SECRET, _C, r"\bsk-ant-[A-Za-z0-9_-]{20,}", validator=v.has_digit_and_letter),
-    Spec("OPENAI_KEY", SECRET, _C, r"\bsk-[A-Za-z0-9_-]{20,}", validator=v.openai_key),
+    Spec("ANTHROPIC_KEY", SECRET, _C, r"\bsk-ant-[A-Za-z0-9_-]{20,}", validator=t.has_digit_and_letter),
+    Spec("OPENAI_KEY", SECRET, _C, r"\bsk-[A-Za-z0-9_-]{20,}", validator=t.openai_key),
     Spec("AWS_KEY", SECRET, _C, r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
     Spec("AWS_KEY", SECRET, _C,
          r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)", group=1),
     Spec("GITHUB_TOKEN", SECRET, _C,
          r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})\b"),
-    Spec("GITLAB_TOKEN", SECRET, _C, r"\bgl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,}", validator=v.random_looking),
+    Spec("GITLAB_TOKEN", SECRET, _C, r"\bgl(?:pat|dt|rt|ptt|cbt|oas)-[A-Za-z0-9_-]{20,}", validator=t.random_looking),
     Spec("SLACK_TOKEN", SECRET, _C,
          r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}"
          r"|https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+"),
     Spec("GOOGLE_API_KEY", SECRET, _C, r"\bAIza[0-9A-Za-z_-]{35}"),
     Spec("STRIPE_KEY", SECRET, _C, r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|\bwhsec_[0-9A-Za-z+/=]{24,}",
-         validator=v.random_looking),
-    Spec("HUGGINGFACE_TOKEN", SECRET, _C, r"\bhf_[A-Za-z0-9]{30,40}\b", validator=v.random_looking),
-    Spec("NPM_TOKEN", SECRET, _C, r"\bnpm_[A-Za-z0-9]{36}\b", validator=v.random_looking),
-    Spec("SENDGRID_KEY", SECRET, _C, r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}", validator=v.random_looking),
-    Spec("TWILIO_KEY", SECRET, _C, r"\bSK[0-9a-fA-F]{32}\b", validator=v.has_digit_and_letter),
+         validator=t.random_looking),
+    Spec("HUGGINGFACE_TOKEN", SECRET, _C, r"\bhf_[A-Za-z0-9]{30,40}\b", validator=t.random_looking),
+    Spec("NPM_TOKEN", SECRET, _C, r"\bnpm_[A-Za-z0-9]{36}\b", validator=t.random_looking),
+    Spec("SENDGRID_KEY", SECRET, _C, r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}", validator=t.random_looking),
+    Spec("TWILIO_KEY", SECRET, _C, r"\bSK[0-9a-fA-F]{32}\b", validator=t.has_digit_and_letter),
     Spec("AZURE_STORAGE_KEY", SECRET, _C, r"(?i:\baccountkey)\s*=\s*([A-Za-z0-9+/]{40,}={0,2})", group=1),
     Spec("AZURE_SAS_TOKEN", SECRET, _C, r"(?i:\bsig)=([A-Za-z0-9%+/]{30,}(?:%3[Dd]|=){0,2})", group=1,
-         validator=v.random_looking),
+         validator=t.random_looking),
     Spec("JWT", SECRET, _H, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
     Spec("CONNECTION_STRING", SECRET, _C,
-         r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"<>]*:[^\s@/'\"<>]+@[^\s/?#'\"<>]+", validator=v.conn_password),
-    Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)", validator=v.opaque_token, group=1),
+         r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"<>]*:[^\s@/'\"<>]+@[^\s/?#'\"<>]+", validator=t.conn_password),
+    Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)", validator=t.opaque_token, group=1),
     Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bauthorization)\s*[:=]\s*(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})", group=1),
     Spec("PASSWORD", SECRET, _H,
          r"(?i)\b[a-z0-9_-]*?(?:password|passwd|pwd|passphrase|secret|secret_key|api_key|apikey|access_key"
          r"|access_token|auth_token|refresh_token|client_secret|private_key)[\"']?\s*[:=]\s*[\"']?"
-         r"([^\s\"'<>;,]{4,})", validator=v.password_value, group=1),
+         r"([^\s\"'<>;,]{4,})", validator=t.password_value, group=1),
 )  # fmt: skip
