@@ -374,6 +374,15 @@ ADVERSARIAL = {
     "role-lines": "\nsystem: " * 11_000,
     "sk-prefixes": "sk-" * 33_000,
     "surrogates": "\ud800a" * 50_000,
+    # patterns and validators added for multi-locale values and injection families (issue 18)
+    "base64-run": "QUJD" * 25_000,
+    "morse": ".- " * 33_000,
+    "phone-words": "tel 0" * 20_000,
+    "hf-prefix": "hf_" * 33_000,
+    "sas-sig": "sig=" * 25_000,
+    "chat-turns": "User: x " * 12_500,
+    "multilingual": "ignoriere alle vorherigen " * 4_000,
+    "id-words": "BSN CPF Aadhaar " * 6_000,
 }
 
 

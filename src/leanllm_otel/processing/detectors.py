@@ -15,20 +15,37 @@ text itself, so findings can be exported as ``{type: count}`` without leaking wh
 from __future__ import annotations
 
 import codecs
-import enum
-import ipaddress
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import re2
 
+from leanllm_otel.processing.detection.catalog import (
+    CATEGORIES,
+    CUSTOM,
+    INJECTION,
+    PII,
+    PII_SPECS,
+    SECRET,
+    SECRET_SPECS,
+    Severity,
+    Spec,
+)
+from leanllm_otel.processing.detection.checksums import iban_ok, luhn_ok
+from leanllm_otel.processing.detection.injection import INJECTION_SPECS
+from leanllm_otel.processing.detection.scorer import SCORER_SPEC, SCORER_TYPE, InjectionScorer, default_scorer
+
 __all__ = [
     "CATEGORIES",
+    "CUSTOM",
+    "INJECTION",
     "INJECTION_TYPES",
+    "PII",
     "PII_TYPES",
+    "SECRET",
     "SECRET_TYPES",
     "Detector",
     "DetectorConfig",
@@ -36,31 +53,19 @@ __all__ = [
     "Severity",
     "StreamScanner",
     "default_detector",
+    "iban_ok",
+    "luhn_ok",
     "marker_for",
     "max_severity",
     "sanitize",
     "summarize",
 ]
 
-
-class Severity(enum.IntEnum):
-    """How bad a finding is; ordered, so ``max()`` works."""
-
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-
-PII: Final = "pii"
-SECRET: Final = "secret"
-INJECTION: Final = "injection"
-CUSTOM: Final = "custom"
-CATEGORIES: Final = frozenset({PII, SECRET, INJECTION})
-
 # Overlap resolution: lower rank wins a contested span ("secret beats pii beats injection").
 _CATEGORY_RANK: Final = {SECRET: 0, CUSTOM: 1, PII: 2, INJECTION: 3}
 _MARKER_PREFIX: Final = {PII: "PII", SECRET: "SECRET", CUSTOM: "CUSTOM"}
+_M = Severity.MEDIUM
+_Spec = Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,342 +93,11 @@ class DetectorConfig:
     enabled_categories: frozenset[str] = CATEGORIES
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Validators: plain Python on the matched substring (and a few characters of context), never a regex.
-# --------------------------------------------------------------------------------------------------------------
+_ALL_SPECS: Final = SECRET_SPECS + PII_SPECS + INJECTION_SPECS
 
-Validator = Callable[[str, int, int], bool]
-
-
-def _digits(s: str) -> str:
-    return "".join(c for c in s if "0" <= c <= "9")
-
-
-def luhn_ok(number: str) -> bool:
-    """Luhn checksum over the digits of ``number`` (separators ignored)."""
-    digits = _digits(number)
-    if not digits:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _card_brand_ok(digits: str) -> bool:
-    n = len(digits)
-    if not 13 <= n <= 19:
-        return False
-    first = digits[0]
-    if first == "4":  # Visa
-        return n in (13, 16, 19)
-    if first == "3":  # Amex 34/37, Diners 30/36/38/39, JCB 35
-        return (digits[:2] in ("34", "37") and n == 15) or (digits[1] in "05689" and n >= 14)
-    if first in "56":  # Mastercard 51-55, Maestro, Discover, UnionPay
-        return n >= 16 or digits[:2] in ("50", "56", "57", "58", "63", "67")
-    if first == "2":  # Mastercard 2-series
-        return 2221 <= int(digits[:4]) <= 2720 and n == 16
-    return False
-
-
-def _credit_card(text: str, s: int, e: int) -> bool:
-    digits = _digits(text[s:e])
-    return _card_brand_ok(digits) and luhn_ok(digits)
-
-
-_IBAN_LENGTHS: Final = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}  # fmt: skip
-
-
-def iban_ok(candidate: str) -> bool:
-    """ISO 13616 check: known country, its exact length, and the mod-97 checksum."""
-    iban = candidate.replace(" ", "").upper()
-    if _IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum() or not iban.isascii():
-        return False
-    rearranged = iban[4:] + iban[:4]
-    try:
-        return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-    except ValueError:
-        return False
-
-
-def _iban(text: str, s: int, e: int) -> bool:
-    # The greedy pattern may swallow a following 1-4 character token ("... 3000 THIS"); drop trailing
-    # space-separated groups until the checksum holds.
-    groups = text[s:e].split(" ")
-    while groups:
-        if iban_ok("".join(groups)):
-            return True
-        groups.pop()
-    return False
-
-
-def _iban_span(text: str, s: int, e: int) -> int:
-    groups = text[s:e].split(" ")
-    while groups and not iban_ok("".join(groups)):
-        groups.pop()
-    return s + len(" ".join(groups))
-
-
-def _us_ssn(text: str, s: int, e: int) -> bool:
-    d = _digits(text[s:e])
-    if len(d) != 9:
-        return False
-    area, group, serial = d[:3], d[3:5], d[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-
-
-_NIN_BAD_PREFIXES: Final = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
-
-
-def _uk_nin(text: str, s: int, e: int) -> bool:
-    return text[s : s + 2] not in _NIN_BAD_PREFIXES
-
-
-_FILE_TLDS: Final = frozenset(
-    {"png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "js", "ts", "css", "py", "txt", "json", "lock"}
-)
-
-
-def _email(text: str, s: int, e: int) -> bool:
-    match = text[s:e]
-    tld = match.rsplit(".", 1)[-1].lower()
-    if tld in _FILE_TLDS:  # icon@2x.png, retina assets
-        return False
-    # scp-style git remotes (git@github.com:org/repo.git) are not a person's address
-    return not (match.startswith("git@") and text[e : e + 1] == ":")
-
-
-def _phone(lo: int, hi: int) -> Validator:
-    def check(text: str, s: int, e: int) -> bool:
-        return lo <= len(_digits(text[s:e])) <= hi
-
-    return check
-
-
-# Words after which a dotted quad is a version or section number, not an address.
-_VERSION_WORDS: Final = frozenset(
-    {"v", "v.", "ver", "ver.", "version", "release", "build", "rev", "revision", "firmware", "sdk", "package",
-     "section", "sec.", "chapter", "clause", "paragraph", "step", "item", "rule", "figure", "table", "§"}
-)  # fmt: skip
-
-
-def _ipv4(text: str, s: int, e: int) -> bool:
-    ip = text[s:e]
-    if ip.startswith("127.") or ip in ("0.0.0.0", "255.255.255.255"):
-        return False
-    after = text[e : e + 2]
-    before = text[max(0, s - 2) : s]
-    if (len(after) == 2 and after[0] in ".-" and after[1].isdigit()) or (
-        len(before) == 2 and before[1] == "." and before[0].isdigit()
-    ):
-        return False  # part of a longer dotted sequence (1.2.3.4.5, 10.0.19045.3693)
-    words = text[max(0, s - 24) : s].lower().replace(":", " ").replace("=", " ").split()
-    return not (words and words[-1].strip("\"'(") in _VERSION_WORDS)
-
-
-def _ipv6(text: str, s: int, e: int) -> bool:
-    candidate = text[s:e]
-    if text[e : e + 1].isalnum():
-        return False
-    try:
-        addr = ipaddress.IPv6Address(candidate)
-    except ValueError:
-        return False
-    if addr.is_loopback or addr.is_unspecified:
-        return False
-    # "fmt::Debug"-like code parses only with few groups; demand real structure.
-    groups = [g for g in candidate.split(":") if g]
-    return len(groups) >= 3 or (len(groups) >= 2 and any(len(g) == 4 for g in groups))
-
-
-def _has_digit_and_letter(text: str, s: int, e: int) -> bool:
-    tok = text[s:e]
-    return any(c.isdigit() for c in tok) and any(c.isalpha() for c in tok)
-
-
-def _openai(text: str, s: int, e: int) -> bool:
-    return not text.startswith("sk-ant-", s) and _has_digit_and_letter(text, s, e)
-
-
-def _opaque_token(text: str, s: int, e: int) -> bool:
-    tok = text[s:e]
-    has_lower = any(c.islower() for c in tok)
-    has_upper = any(c.isupper() for c in tok)
-    return any(c.isdigit() for c in tok) or (has_lower and has_upper and len(tok) >= 20)
-
-
-def _is_identifier_path(tok: str) -> bool:
-    return all(part.isidentifier() for part in tok.split("."))
-
-
-def _password_value(text: str, s: int, e: int) -> bool:
-    tok = text[s:e]
-    if tok[0] in "/~$<{%([*.&@#!`\\" or any(c in tok for c in "()[]{}"):
-        return False  # paths, templates, code expressions, masks
-    if len(set(tok)) <= 2:  # ****, xxxx
-        return False
-    has_digit = any(c.isdigit() for c in tok)
-    return not (_is_identifier_path(tok) and not has_digit)  # variable names, settings.SECRET_KEY, None
-
-
-def _conn_password(text: str, s: int, e: int) -> bool:
-    # scheme://user:PASSWORD@host — the password sits after the last ':' before '@'.
-    creds = text[s:e].split("://", 1)[-1].rsplit("@", 1)[0]
-    password = creds.split(":", 1)[1] if ":" in creds else ""
-    return bool(password) and password[0] not in "$<{*%" and len(set(password)) > 1
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Patterns
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    type: str
-    category: str
-    severity: Severity
-    pattern: str
-    validator: Validator | None = None
-    group: int = 0  # report this capture group's span (context before it is matched but not redacted)
-    trim: Callable[[str, int, int], int] | None = None  # may shorten the end of an accepted match
-
-
-_H = Severity.HIGH
-_M = Severity.MEDIUM
-_C = Severity.CRITICAL
-_L = Severity.LOW
-
-_IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-
-_PII_SPECS: Final = (
-    _Spec("EMAIL", PII, _M,
-          r"[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b", validator=_email),
-    _Spec("CREDIT_CARD", PII, _H,
-          r"\b(?:[0-9]{4}[ -]?){3}[0-9]{1,7}\b|\b3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}\b",
-          validator=_credit_card),
-    _Spec("IBAN", PII, _H,
-          r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-          validator=_iban, trim=_iban_span),
-    _Spec("US_SSN", PII, _H, r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b|\b[0-9]{3} [0-9]{2} [0-9]{4}\b",
-          validator=_us_ssn),
-    _Spec("US_SSN", PII, _H,
-          r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?)(?:\s+is)?\W{0,3}([0-9]{9})\b",
-          validator=_us_ssn, group=1),
-    _Spec("UK_NIN", PII, _H,
-          r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b",
-          validator=_uk_nin),
-    # International: "+" then country code and 1-6 digit groups (E.164 allows 15 digits; "(0)" adds one).
-    _Spec("PHONE", PII, _M,
-          r"\+[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}\b", validator=_phone(8, 16)),
-    # North American: (415) 555-2671, 415-555-2671, 415.555.2671, 415 555 2671.
-    _Spec("PHONE", PII, _M,
-          r"(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b"),
-    # National numbers with a trunk 0 and separators: 020 7946 0958, 07700 900123, 030-1234-5678.
-    _Spec("PHONE", PII, _M, r"\b0[1-9][0-9]{1,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}\b", validator=_phone(10, 12)),
-    _Spec("IP_ADDRESS", PII, _L, rf"\b{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}\b",
-          validator=_ipv4),
-    _Spec("IP_ADDRESS", PII, _L,
-          r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){1,6}:[0-9A-Fa-f]{1,4}\b", validator=_ipv6),
-)  # fmt: skip
-
-_SECRET_SPECS: Final = (
-    _Spec("PRIVATE_KEY", SECRET, _C,
-          r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
-          r"(?:\s|\\[nr])*(?:[A-Za-z][A-Za-z-]*:[^\n\\]*(?:\n|\\n))*[A-Za-z0-9+/=\s\\]*"
-          r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)?"),
-    _Spec("ANTHROPIC_KEY", SECRET, _C, r"\bsk-ant-[A-Za-z0-9_-]{20,}",
-          validator=_has_digit_and_letter),
-    _Spec("OPENAI_KEY", SECRET, _C, r"\bsk-[A-Za-z0-9_-]{20,}", validator=_openai),
-    _Spec("AWS_KEY", SECRET, _C, r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
-    _Spec("AWS_KEY", SECRET, _C,
-          r"(?i:aws_?secret_?(?:access_?)?key)[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)", group=1),
-    _Spec("GITHUB_TOKEN", SECRET, _C,
-          r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})\b"),
-    _Spec("SLACK_TOKEN", SECRET, _C,
-          r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}"
-          r"|https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/[A-Za-z0-9]+"),
-    _Spec("GOOGLE_API_KEY", SECRET, _C, r"\bAIza[0-9A-Za-z_-]{35}"),
-    _Spec("STRIPE_KEY", SECRET, _C, r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}"),
-    _Spec("JWT", SECRET, _H, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
-    _Spec("CONNECTION_STRING", SECRET, _C,
-          r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@?#'\"<>]*:[^\s@/'\"<>]+@[^\s/?#'\"<>]+", validator=_conn_password),
-    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bbearer)\s+([A-Za-z0-9._~+/-]{16,}=*)", validator=_opaque_token, group=1),
-    _Spec("BEARER_TOKEN", SECRET, _H, r"(?i:\bauthorization)\s*[:=]\s*(?i:basic)\s+([A-Za-z0-9+/]{8,}={0,2})", group=1),
-    _Spec("PASSWORD", SECRET, _H,
-          r"(?i)\b[a-z0-9_-]*?(?:password|passwd|pwd|passphrase|secret|secret_key|api_key|apikey|access_key"
-          r"|access_token|auth_token|refresh_token|client_secret|private_key)[\"']?\s*[:=]\s*[\"']?"
-          r"([^\s\"'<>;,]{4,})", validator=_password_value, group=1),
-)  # fmt: skip
-
-_INJ_FILLER = r"(?:(?:all|any|every|each|the|of|your|my|these|those|that|its|previous|prior|above)\s+){0,4}"
-_INJ_TARGET = (
-    r"(?:instructions?|prompts?|directions?|directives?|rules|guidelines|commands?|context|messages?|guidance"
-    r"|constraints|programming|orders|training)"
-)
-
-_INJECTION_SPECS: Final = (
-    _Spec("PROMPT_INJECTION", INJECTION, _H,
-          r"(?i)\b(?:ignore|disregard|forget|bypass|override|overlook|neglect|abandon|discard)\s+" + _INJ_FILLER
-          + r"(?:previous|prior|above|earlier|preceding|past|former|original|initial|foregoing|system|old|existing"
-          r"|developer|safety)\s+(?:\w+\s+){0,2}?" + _INJ_TARGET + r"\b"
-          r"|(?i)\b(?:ignore|disregard)\s+(?:all|any|every)\s+(?:\w+\s+)?(?:instructions|rules|guidelines)\b"
-          r"|(?i)\bforget\s+(?:everything|all)\s+(?:(?:you(?:'ve|\s+have|\s+were)?\s+(?:been\s+)?"
-          r"(?:told|taught|learned|instructed))|above|before|previously|that\s+came\s+before|i\s+(?:said|told\s+you))"
-          r"|(?i)\bnew\s+(?:system\s+)?instructions?\s*:"
-          r"|(?i)\b(?:reveal|print|show|display|repeat|output|leak|dump|tell\s+me|what\s+(?:is|are|was|were))\s+"
-          r"(?:me\s+)?your\s+(?:\w+\s+){0,2}?(?:system\s+prompt|initial\s+(?:prompt|instructions)"
-          r"|hidden\s+(?:prompt|instructions)|original\s+(?:prompt|instructions)|instructions\s+above|secret\s+"
-          r"instructions)"),
-    _Spec("ROLE_INJECTION", INJECTION, _M,
-          r"(?im)^[ \t>*]*(?:system|assistant|developer)[ \t]*:[ \t]*[A-Za-z']+[ \t,]+[A-Za-z']+[ \t,]+[A-Za-z']+"
-          r"|(?i)(?:\n\n|^)(?:human|assistant)[ \t]*:[ \t]*(?:ignore|you|from|new|system|forget)"),
-    # Case-sensitive "DAN" (the persona) inside otherwise case-insensitive alternatives.
-    _Spec("JAILBREAK", INJECTION, _C,
-          r"(?i:\bdo\s+anything\s+now\b)"
-          r"|(?i:(?:you\s+are|you're|act\s+as|pretend\s+(?:to\s+be|you\s+are)|become|called|named|enable|activate"
-          r"|enter|switch\s+to)\s+(?:now\s+)?(?:an?\s+)?)DAN\b|\bDAN\s+(?i:mode)\b"
-          r"|(?i:\b(?:developer|god|jailbreak|unrestricted|evil|dan|chaos)\s+mode\s+(?:is\s+)?"
-          r"(?:enabled|activated|on|engaged)\b)"
-          r"|(?i:\b(?:enable|activate|enter|switch\s+to|turn\s+on)\s+(?:the\s+)?(?:developer|god|jailbreak|"
-          r"unrestricted|dan)\s+mode\b)"
-          r"|(?i:\b(?:act|respond|answer|behave|operate|reply|speak|talk|are\s+now|you're\s+now|will\s+now)\b"
-          r"[^.\n]{0,30}?\b(?:without|no|free\s+from|unbound\s+by|not\s+bound\s+by)\s+(?:(?:any|all|your|of)\s+)?"
-          r"(?:[\w']+\s+){0,2}(?:restrictions|limitations|filters|censorship|guidelines|boundaries|morals|ethics|limits)\b)"
-          r"|(?i:\bpretend\s+(?:that\s+)?(?:you\s+(?:are|have)|to\s+be)\s+(?:an?\s+)?(?:unrestricted|unfiltered|"
-          r"uncensored|evil|jailbroken|rogue)\b)"
-          r"|(?i:\b(?:unfiltered|uncensored|jailbroken|unrestricted|amoral)\s+(?:ai|assistant|model|chatbot|llm|gpt|"
-          r"version\s+of\s+(?:yourself|chatgpt|claude))\b)"
-          r"|(?i:\b(?:no\s+longer|not)\s+bound\s+by\s+(?:any\s+|your\s+)?(?:[\w']+\s+)?(?:rules|guidelines|policies|"
-          r"restrictions|ethics)\b)"
-          r"|(?i:strive\s+to\s+avoid\s+norms|always\s+intelligent\s+and\s+machiavellian)"),
-    _Spec("DELIMITER_INJECTION", INJECTION, _H,
-          r"(?im)^[ \t]*(?:-{3,}|={3,}|\*{3,}|#{3,}|~{3,})[ \t]*(?:system|sys|instructions?|new\s+instructions?"
-          r"|admin|developer|override)[ \t]*(?::|-{3,}|={3,}|#{3,}|\])"
-          r"|(?im)^[ \t]*(?:-{3,}|={3,}|#{3,})[ \t]*(?:end\s+of\s+(?:system\s+|user\s+)?(?:prompt|instructions|"
-          r"context|input)|begin\s+(?:system|new|admin)\s+(?:prompt|instructions))"
-          r"|<\|(?:im_start|im_end|im_sep|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id"
-          r"|begin_of_text)\|>|\[/?INST\]|<<\s*/?SYS\s*>>|(?i)</?system(?:_prompt)?>|\[(?:SYSTEM|system)\]"),
-)  # fmt: skip
-
-_ALL_SPECS: Final = _SECRET_SPECS + _PII_SPECS + _INJECTION_SPECS
-
-PII_TYPES: Final = frozenset(s.type for s in _PII_SPECS)
-SECRET_TYPES: Final = frozenset(s.type for s in _SECRET_SPECS)
-INJECTION_TYPES: Final = frozenset(s.type for s in _INJECTION_SPECS)
+PII_TYPES: Final = frozenset(s.type for s in PII_SPECS)
+SECRET_TYPES: Final = frozenset(s.type for s in SECRET_SPECS)
+INJECTION_TYPES: Final = frozenset(s.type for s in INJECTION_SPECS) | {SCORER_TYPE}
 
 
 def _options(max_mem: int) -> Any:
@@ -482,7 +156,7 @@ class Detector:
     :func:`default_detector`) and share it.
     """
 
-    __slots__ = ("_allow", "_config", "_gate", "_patterns")
+    __slots__ = ("_allow", "_config", "_gate", "_patterns", "_scorer", "_scorer_entry")
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self._config = config or DetectorConfig()
@@ -511,6 +185,11 @@ class Detector:
         self._gate: Any = gate if compiled else None
         self._patterns: tuple[_Compiled, ...] = tuple(compiled)
         self._allow: frozenset[str] = frozenset(self._config.allowlist)
+        # The learned injection scorer speaks only where no injection pattern did (see detection/injection.py).
+        self._scorer: InjectionScorer | None = None
+        if INJECTION in self._config.enabled_categories:
+            self._scorer = default_scorer()
+        self._scorer_entry = _Compiled(SCORER_SPEC, None, len(compiled))
 
     @property
     def config(self) -> DetectorConfig:
@@ -553,15 +232,15 @@ class Detector:
         return summarize(findings)
 
     def _scan(self, text: str) -> list[Finding]:
-        if not text or self._gate is None:
+        if not text:
             return []
-        hits = self._gate.Match(text)
-        if not hits:
+        hits = self._gate.Match(text) if self._gate is not None else None
+        if not hits and self._scorer is None:
             return []
         redactable: list[tuple[int, int, int, _Compiled]] = []
         injections: list[tuple[int, int, int, _Compiled]] = []
         allow = self._allow
-        for index in sorted(hits):
+        for index in sorted(hits or ()):
             comp = self._patterns[index]
             spec = comp.spec
             sink = injections if spec.category == INJECTION else redactable
@@ -579,6 +258,10 @@ class Detector:
                 if allow and text[s:e] in allow:
                     continue
                 sink.append((s, e, comp.order, comp))
+        if self._scorer is not None and not injections:
+            span = self._scorer.find(text)
+            if span is not None:
+                injections.append((span[0], span[1], self._scorer_entry.order, self._scorer_entry))
         return _resolve(redactable, injections)
 
 

@@ -1,0 +1,6 @@
+"""What the detectors look for; the engine that runs it is :mod:`leanllm_otel.processing.detectors`.
+
+``catalog`` (PII and secret patterns, categories, severities), ``validators`` and ``token_checks`` (plain-Python
+checks over matched spans), ``checksums`` (check-digit algorithms), ``injection`` (prompt-injection patterns per
+attack family) and ``scorer`` (the learned injection scorer and its packaged model, ``injection_model.json``).
+"""
