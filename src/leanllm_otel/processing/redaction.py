@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -141,21 +142,43 @@ class ModePolicy:
         return ""
 
     def data(self, value: Any, content: bool = True) -> Any:
-        """A structured value (tool arguments, tool result, JSON schema): its JSON text goes through :meth:`text`;
-        in ``full`` / ``redacted`` mode the result is parsed back when it is a JSON object or array."""
+        """A structured value (tool arguments, tool result, JSON schema), counted by its JSON text.
+
+        When it is (or its text parses as) a JSON object or array, the detectors see the decoded strings, keys
+        included, never the JSON text: in ``"Customer data:\\n4111 1111 1111 1111"`` the card sits after an escape,
+        where no word boundary holds. ``full`` / ``redacted`` return the structure (redacted leaf by leaf),
+        ``hashed`` one digest of the text, ``metadata`` nothing. Anything else is text (:meth:`text`), scanned with
+        escape-aware boundaries.
+        """
         text = value if isinstance(value, str) else dumps(value)
-        rendered = self.text(text, content)
-        if not self.keeps_structure:
-            return rendered
-        stripped = rendered.lstrip()
-        if stripped[:1] in ("{", "["):
-            try:
-                parsed = json.loads(rendered)
-            except ValueError:
-                return rendered  # redaction split a JSON token, or it never was JSON: keep the (safe) text
-            if isinstance(parsed, (dict, list)):
-                return parsed
-        return rendered
+        structure = _json_structure(text)
+        if structure is None:
+            return self.text(text, content)
+        if content:
+            self.chars += len(text)
+        mode = self.mode
+        if mode is RedactionMode.REDACTED:
+            return _walk(structure, lambda leaf: self._redact_leaf(leaf, content))
+        if content and self.scan:
+            _walk(structure, self._scan_leaf)
+        if mode is RedactionMode.FULL:
+            return structure
+        if mode is RedactionMode.HASHED:
+            assert self._key is not None
+            return digest(self._key, text)
+        return ""
+
+    def _redact_leaf(self, leaf: str, content: bool) -> str:
+        assert self._detector is not None
+        redacted, findings = self._detector.redact(leaf)
+        if content and self.scan:
+            self.findings.extend(findings)
+        return redacted
+
+    def _scan_leaf(self, leaf: str) -> str:
+        assert self._detector is not None
+        self.findings.extend(self._detector.scan(leaf))
+        return leaf
 
     def uri(self, value: str) -> str:
         """A non-``data:`` URL: kept in ``full``; query-less and redacted in ``redacted``; digested in ``hashed``."""
@@ -169,6 +192,46 @@ class ModePolicy:
             assert self._key is not None
             return digest(self._key, value)
         return ""
+
+
+# Deeper than this, a value is scanned as one JSON text (with escape-aware boundaries) instead of walked.
+_MAX_WALK_DEPTH: Final = 128
+
+
+def _json_structure(text: str) -> Any:
+    """``text`` parsed when it is a JSON object or array of walkable depth, else None."""
+    stripped = text.lstrip()
+    if stripped[:1] not in ("{", "["):
+        return None
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(parsed, (dict, list)) or _deeper_than(parsed, _MAX_WALK_DEPTH):
+        return None
+    return parsed
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth >= limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _walk(value: Any, leaf: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with every string, object keys included, replaced by ``leaf(string)``."""
+    if isinstance(value, str):
+        return leaf(value)
+    if isinstance(value, dict):
+        return {leaf(key): _walk(item, leaf) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_walk(item, leaf) for item in value]
+    return value
 
 
 def render_error_message(
