@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import SecretStr
 
-from leanllm_otel.config import LeanLLMConfig, mask_url
+from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import is_llm_span_attributes, span_to_event
 from leanllm_otel.exporters.delivery import (
     REASON_SHUTDOWN,
@@ -42,6 +42,7 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
+from leanllm_otel.sensitive import forms, mask_url, scrub
 from leanllm_otel.version import __version__
 
 __all__ = [
@@ -350,9 +351,8 @@ class LeanLLMServiceExporter(SpanExporter):
 
     def _scrub(self, text: str) -> str:
         if self._token is None:
-            return text
-        secret = self._token.get_secret_value()
-        return text.replace(secret, "***") if secret else text
+            return scrub(text)
+        return scrub(text, forms(self._token.get_secret_value()), marker="***")
 
 
 def _encode(payload: dict[str, Any]) -> bytes:

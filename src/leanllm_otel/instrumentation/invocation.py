@@ -31,7 +31,7 @@ from leanllm_otel.context import (
 )
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
-from leanllm_otel.instrumentation.credentials import scrub
+from leanllm_otel.instrumentation.credentials import credential_values
 from leanllm_otel.processing.processor import SAMPLED_OUT
 from leanllm_otel.processing.record import CallRecord, handing_over
 from leanllm_otel.processing.sampling import clamp_rate, keeps
@@ -253,7 +253,8 @@ class Invocation:
                     capture=False,
                     scan=False,
                 )
-            record.error_message = scrub(str(exc), self._kwargs)
+            record.error_message = str(exc)
+            record.credentials = credential_values(self._kwargs)
             span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
             span.set_status(Status(StatusCode.ERROR, error_type))
             kind = error_kind(exc)

@@ -32,6 +32,8 @@ class CallRecord:
     response: Any = None
     chunks: list[Any] | None = None
     error_message: str | None = None
+    # Every spelling of the call's credentials, cut out of the error message on the export thread; never exported.
+    credentials: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
