@@ -231,9 +231,22 @@ class Invocation:
                 current = getattr(span, "status", None)
                 if current is None or current.status_code is not StatusCode.ERROR:
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            self._seal_record()
             with handing_over(self.record):
                 span.end(end_time=end_ns)
         self.telemetry.notify_end(self, span, exc)
+
+    def _seal_record(self) -> None:
+        record = self.record
+        if record is None:
+            return
+        try:
+            record.seal()
+        except Exception:
+            # Fail closed: an event without content rather than one whose content may change after the call.
+            log_internal_error("copying a call's content")
+            record.messages = record.prompt = record.tools = record.response = record.chunks = None
+            record.extra = {}
 
     def _record_end(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int) -> None:
         latency_ms = (end_ns - self.start_ns) / 1e6
