@@ -22,7 +22,8 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from leanllm_otel.ingest.app import DEFAULT_MAX_BODY_BYTES, EventSink, create_app
+from leanllm_otel.ingest.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS, EventSink, create_app
+from leanllm_otel.ingest.connections import DEFAULT_HEADER_TIMEOUT_S, default_max_connections, guarded_protocol
 from leanllm_otel.ingest.sink import SQLEventSink
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "IngestServer", "build_app"]
@@ -33,9 +34,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4319  # next to OTLP/HTTP's 4318
 
 
-def build_app(sink: EventSink, *, token: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+def build_app(
+    sink: EventSink,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+) -> Starlette:
     """The ingest ASGI app over ``sink`` (mount it in any ASGI server)."""
-    return create_app(sink, token=token, max_body_bytes=max_body_bytes)
+    return create_app(sink, token=token, max_body_bytes=max_body_bytes, max_concurrent_requests=max_concurrent_requests)
 
 
 class _Server(uvicorn.Server):
@@ -63,6 +70,11 @@ class IngestServer:
 
     ``token`` None disables authentication. The database schema is migrated at :meth:`start`, which raises when
     the database cannot be reached or the port cannot be bound.
+
+    Limits: a connection must send a complete request head within ``header_timeout_s`` (and an idle keep-alive
+    connection is closed after ``keep_alive_s``); at most ``max_connections`` are open at once (default: the
+    descriptor limit minus a reserve; the oldest connection still waiting for a request head makes room for a new
+    one); at most ``max_concurrent_requests`` are served at once (503 beyond).
     """
 
     def __init__(
@@ -75,6 +87,10 @@ class IngestServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_level: str = "warning",
         sink: EventSink | None = None,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        keep_alive_s: int = 5,
+        max_connections: int | None = None,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     ) -> None:
         self._database_url = SecretStr(database_url)  # may hold a password
         self.host = host
@@ -83,6 +99,10 @@ class IngestServer:
         self._max_body_bytes = max_body_bytes
         self._log_level = log_level
         self._sink_override = sink
+        self._header_timeout_s = header_timeout_s
+        self._keep_alive_s = keep_alive_s
+        self._max_connections = max_connections if max_connections is not None else default_max_connections()
+        self._max_concurrent_requests = max_concurrent_requests
         self._sink: EventSink | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -104,8 +124,9 @@ class IngestServer:
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     def _prepare(self) -> _Server:
+        sink: EventSink
         if self._sink_override is not None:
-            self._sink = self._sink_override
+            sink = self._sink_override
         else:
             sql_sink = SQLEventSink(self._database_url.get_secret_value())
             try:
@@ -113,11 +134,13 @@ class IngestServer:
             except BaseException:
                 sql_sink.close()
                 raise
-            self._sink = sql_sink
+            sink = sql_sink
+        self._sink = sink
         app = build_app(
-            self._sink,
+            sink,
             token=self._token.get_secret_value() if self._token else None,
             max_body_bytes=self._max_body_bytes,
+            max_concurrent_requests=self._max_concurrent_requests,
         )
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -132,10 +155,12 @@ class IngestServer:
         self._socket = sock
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(self._header_timeout_s, self._max_connections),
             log_level=self._log_level,
             access_log=False,
             lifespan="off",
             server_header=False,
+            timeout_keep_alive=self._keep_alive_s,
             timeout_graceful_shutdown=5,
         )
         self._server = _Server(config)
