@@ -22,7 +22,13 @@ import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from leanllm_otel.ingest.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENT_REQUESTS, EventSink, create_app
+from leanllm_otel.ingest.app import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    EventSink,
+    create_app,
+)
 from leanllm_otel.ingest.connections import DEFAULT_HEADER_TIMEOUT_S, default_max_connections, guarded_protocol
 from leanllm_otel.ingest.sink import SQLEventSink
 
@@ -40,9 +46,16 @@ def build_app(
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> Starlette:
     """The ingest ASGI app over ``sink`` (mount it in any ASGI server)."""
-    return create_app(sink, token=token, max_body_bytes=max_body_bytes, max_concurrent_requests=max_concurrent_requests)
+    return create_app(
+        sink,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        max_concurrent_requests=max_concurrent_requests,
+        body_timeout_s=body_timeout_s,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -74,7 +87,8 @@ class IngestServer:
     Limits: a connection must send a complete request head within ``header_timeout_s`` (and an idle keep-alive
     connection is closed after ``keep_alive_s``); at most ``max_connections`` are open at once (default: the
     descriptor limit minus a reserve; the oldest connection still waiting for a request head makes room for a new
-    one); at most ``max_concurrent_requests`` are served at once (503 beyond).
+    one); at most ``max_concurrent_requests`` are served at once (503 beyond); a body must arrive within
+    ``body_timeout_s`` (408).
     """
 
     def __init__(
@@ -91,6 +105,7 @@ class IngestServer:
         keep_alive_s: int = 5,
         max_connections: int | None = None,
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self._database_url = SecretStr(database_url)  # may hold a password
         self.host = host
@@ -103,6 +118,7 @@ class IngestServer:
         self._keep_alive_s = keep_alive_s
         self._max_connections = max_connections if max_connections is not None else default_max_connections()
         self._max_concurrent_requests = max_concurrent_requests
+        self._body_timeout_s = body_timeout_s
         self._sink: EventSink | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +157,7 @@ class IngestServer:
             token=self._token.get_secret_value() if self._token else None,
             max_body_bytes=self._max_body_bytes,
             max_concurrent_requests=self._max_concurrent_requests,
+            body_timeout_s=self._body_timeout_s,
         )
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
