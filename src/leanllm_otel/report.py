@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.exporters.schema import events
 from leanllm_otel.processing.detectors import INJECTION_TYPES, PII_TYPES, SECRET_TYPES
+from leanllm_otel.textsafe import markdown_cell
 
 __all__ = ["FORMATS", "Report", "build_report", "render"]
 
@@ -197,8 +198,9 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table; every cell is untrusted text (models, labels, keys): HTML and ``|`` escaped, one line."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +210,8 @@ _GROUP_COLUMNS = ("calls", "errors", "blocked", "calls_with_findings", "tokens",
 
 def _markdown(r: Report) -> str:
     t = r.totals
-    out = [f"# LLM compliance report\n\n{r.since} to {r.until} (generated {r.generated_at}, {r.database})\n"]
+    period = f"{r.since} to {r.until} (generated {r.generated_at}, {r.database})"
+    out = [f"# LLM compliance report\n\n{markdown_cell(period)}\n"]
     out.append("## Summary\n")
     out.append(_md_table(["calls", "errors", "error rate", "blocked", "calls with findings", "tokens", "cost (USD)"],
                          [[t.get("calls", 0), t.get("errors", 0), f"{t.get('error_rate', 0):.1%}",
