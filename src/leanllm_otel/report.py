@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.exporters.schema import events
 from leanllm_otel.processing.detectors import INJECTION_TYPES, PII_TYPES, SECRET_TYPES
+from leanllm_otel.semconv import FINDING_REPAIRED_VALUE
 from leanllm_otel.textsafe import markdown_cell
 
 __all__ = ["FORMATS", "Report", "build_report", "render"]
@@ -30,6 +31,8 @@ _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def _category(finding_type: str) -> str:
+    if finding_type == FINDING_REPAIRED_VALUE:  # not a detector's: an exporter replaced a character it cannot carry
+        return "repaired"
     if finding_type in SECRET_TYPES:
         return "secret"
     if finding_type in PII_TYPES:
