@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from leanllm_otel.event import LLMEvent
 
-__all__ = ["EventBatch", "PayloadError", "parse_events", "validation_reason"]
+__all__ = ["EventBatch", "PayloadError", "load_json", "parse_events", "validation_reason"]
 
 MAX_REASON_CHARS = 300
 
@@ -38,16 +38,21 @@ class EventBatch:
         self.errors.append((index, reason))
 
 
+def load_json(body: bytes, error: type[ValueError] = ValueError) -> Any:
+    """``body`` decoded as JSON; raises ``error`` with a reason that gives a position, never a piece of the body."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise error("invalid JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise error("invalid JSON: not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
 def parse_events(body: bytes) -> EventBatch:
     """Decode and validate ``body``. Raises :class:`PayloadError` when it is not a JSON ``{"events": [...]}``."""
-    try:
-        document = json.loads(body)
-    except RecursionError:
-        raise PayloadError("invalid JSON: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise PayloadError("invalid JSON: not UTF-8") from None
-    except json.JSONDecodeError as exc:  # position only: the message never quotes the document
-        raise PayloadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(body, PayloadError)
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise PayloadError('body must be a JSON object {"events": [...]}')
     items: list[Any] = document["events"]

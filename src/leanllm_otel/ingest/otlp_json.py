@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ import re2
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from leanllm_otel.ingest.events import load_json
 from leanllm_otel.repair import repair
 
 __all__ = ["DecodedTraces", "OTLPPayloadError", "decode_json"]
@@ -48,14 +48,7 @@ class DecodedTraces:
 
 def decode_json(body: bytes) -> DecodedTraces:
     """Parse an OTLP JSON body. Raises :class:`OTLPPayloadError` when its frame (resources, scopes) is unusable."""
-    try:
-        document = json.loads(body)
-    except RecursionError:
-        raise OTLPPayloadError("invalid JSON: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise OTLPPayloadError("invalid JSON: not UTF-8") from None
-    except json.JSONDecodeError as exc:  # position only: the message never quotes the document
-        raise OTLPPayloadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(body, OTLPPayloadError)
     if not isinstance(document, dict):
         raise OTLPPayloadError("OTLP JSON must be an object with resourceSpans")
     decoded = DecodedTraces(ExportTraceServiceRequest())

@@ -20,7 +20,6 @@ from types import TracebackType
 
 import uvicorn
 from pydantic import SecretStr
-from starlette.applications import Starlette
 
 from leanllm_otel.ingest.app import (
     DEFAULT_BODY_TIMEOUT_S,
@@ -40,22 +39,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4319  # next to OTLP/HTTP's 4318
 
 
-def build_app(
-    sink: EventSink,
-    *,
-    token: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
-    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
-) -> Starlette:
-    """The ingest ASGI app over ``sink`` (mount it in any ASGI server)."""
-    return create_app(
-        sink,
-        token=token,
-        max_body_bytes=max_body_bytes,
-        max_concurrent_requests=max_concurrent_requests,
-        body_timeout_s=body_timeout_s,
-    )
+build_app = create_app
+"""The ingest ASGI app over a sink (mount it in any ASGI server): :func:`leanllm_otel.ingest.app.create_app`."""
 
 
 class _Server(uvicorn.Server):

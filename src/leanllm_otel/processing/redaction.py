@@ -114,24 +114,14 @@ class ModePolicy:
 
     def text(self, value: str, content: bool = True) -> str:
         """``value`` in the mode's form; counted and scanned when it is conversation ``content``."""
-        mode = self.mode
         if content:
             self.chars += len(value)
-        if mode is RedactionMode.REDACTED:
-            assert self._detector is not None
-            redacted, findings = self._detector.redact(value)
-            if content and self.scan:
-                self.findings.extend(findings)
-            return redacted
+        if self.mode is RedactionMode.REDACTED:
+            return self._redact_leaf(value, content)
         if content and self.scan:
-            assert self._detector is not None
-            self.findings.extend(self._detector.scan(value))
-        if mode is RedactionMode.FULL:
-            return value
-        if mode is RedactionMode.HASHED:
-            assert self._key is not None
-            return digest(self._key, value)
-        return ""
+            self._scan_leaf(value)
+        shown: str = self._unredacted(value, value)
+        return shown
 
     def data(self, value: Any, content: bool = True) -> Any:
         """A structured value (tool arguments, tool result, JSON schema), counted by its JSON text.
@@ -148,14 +138,18 @@ class ModePolicy:
             return self.text(text, content)
         if content:
             self.chars += len(text)
-        mode = self.mode
-        if mode is RedactionMode.REDACTED:
+        if self.mode is RedactionMode.REDACTED:
             return _walk(structure, lambda leaf: self._redact_leaf(leaf, content))
         if content and self.scan:
             _walk(structure, self._scan_leaf)
-        if mode is RedactionMode.FULL:
-            return structure
-        if mode is RedactionMode.HASHED:
+        return self._unredacted(structure, text)
+
+    def _unredacted(self, value: Any, text: str) -> Any:
+        """What the modes that do not redact export: ``full`` the value, ``hashed`` the digest of its text,
+        ``metadata`` nothing."""
+        if self.mode is RedactionMode.FULL:
+            return value
+        if self.mode is RedactionMode.HASHED:
             assert self._key is not None
             return digest(self._key, text)
         return ""

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanContext, Status
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.processing.record import CallRecord
-from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, with_repair_finding
+from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
 from leanllm_otel.settings import TelemetrySettings
 
 
@@ -92,13 +92,7 @@ _RENDERED_CLEAN = frozenset({
 
 
 def _encodable(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return text.isascii() or repair_text(text) is None
 
 
 def _clean(attributes: Mapping[str, Any]) -> bool:
