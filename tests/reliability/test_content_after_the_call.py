@@ -172,3 +172,26 @@ def test_no_mutation_after_the_call_changes_the_event(messages: list[Any], data:
             else:
                 target.append({"role": "user", "content": LATER})
     assert RENDERER.render(record) == _render(sent)
+
+
+def _litellm_responses() -> list[Any]:
+    """Real LiteLLM response objects of every shape the part conversion reads."""
+    tool_call = {"id": "c1", "type": "function", "function": {"name": "look", "arguments": '{"q": "cat"}'}}
+    chat = litellm.ModelResponse(choices=[{"finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": "looking", "tool_calls": [tool_call], "reasoning_content": "think"}}])
+    text = litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="hey")
+    return [chat, text]
+
+
+def test_a_frozen_response_renders_as_the_live_one() -> None:
+    """The copy made at call end keeps every field the rendering reads (pydantic fields and extras alike)."""
+    from leanllm_otel.processing.record import freeze
+
+    for response in _litellm_responses():
+        live = CallRecord(span_id=1, operation=sc.OP_CHAT, mode=RedactionMode.FULL, capture=True, scan=False,
+                          messages=[{"role": "user", "content": "hi"}], response=response)
+        frozen = CallRecord(span_id=1, operation=sc.OP_CHAT, mode=RedactionMode.FULL, capture=True, scan=False,
+                            messages=[{"role": "user", "content": "hi"}], response=freeze(response))
+        rendered = RENDERER.render(frozen)
+        assert rendered == RENDERER.render(live)
+        assert rendered[sc.LEANLLM_OUTPUT_CHARS] > 0

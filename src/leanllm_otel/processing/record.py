@@ -80,7 +80,9 @@ def freeze(value: Any, depth: int = 0) -> Any:
         return freeze(dict(value), depth)
     fields = getattr(value, "__dict__", None)
     if type(fields) is dict:
-        return freeze(fields, depth)
+        # pydantic models with extra="allow" (LiteLLM's tool calls) keep their values in __pydantic_extra__
+        extra = getattr(value, "__pydantic_extra__", None)
+        return freeze({**fields, **extra} if type(extra) is dict and extra else fields, depth)
     return value
 
 
