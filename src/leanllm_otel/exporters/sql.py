@@ -144,6 +144,8 @@ class SQLSpanExporter(SpanExporter):
             self.drops,
         )
         self._schema_ready = not config.auto_migrate
+        # SQLite stores NUL in text; PostgreSQL refuses it in text and JSONB (lone surrogates: neither).
+        self._refuses_nul = make_url(self._db.async_url).get_backend_name() != "sqlite"
         self._migration: asyncio.Future[None] | None = None
         self._insert: PreparedInsert | None = None
         self._shutdown = False
@@ -275,7 +277,7 @@ class SQLSpanExporter(SpanExporter):
 
     def _write_salvaging(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """Write ``rows``; when the database refuses the batch, write them one by one, and a refused row once more
-        with what the store cannot carry (lone surrogates, NUL) repaired. Returns the rows still refused
+        with what the store cannot carry (lone surrogates; NUL in PostgreSQL) repaired. Returns the rows still refused
         (index, reason); raises ``RetryableError`` when the store is unavailable."""
         try:
             self._attempt(rows)
@@ -291,7 +293,7 @@ class SQLSpanExporter(SpanExporter):
                     continue
                 except PermanentError as exc:
                     reason = exc.reason
-            repaired, count = repair(row, nul=True)
+            repaired, count = repair(row, nul=self._refuses_nul)
             if count:
                 repaired["findings"] = with_repair_finding(repaired.get("findings") or {}, count)
                 try:
