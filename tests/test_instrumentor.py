@@ -582,9 +582,10 @@ def test_scrub_removes_every_kind_of_credential_value() -> None:
     text = ("key sk-aaaa1111 rejected at https://bob:pw-2222@example.test/v1?api-version=2024&sig=qqqq3333 "
             "with tok-4444 and cred-5555; trace keep-me, model gpt-4o-mini")
     cleaned = scrub(text, kwargs)
-    for secret in ("sk-aaaa1111", "pw-2222", "qqqq3333", "tok-4444", "cred-5555"):
+    # Every extra_headers value goes, whatever the header's name (issue 19: "X-Tenant-Ref" carried a credential).
+    for secret in ("sk-aaaa1111", "pw-2222", "qqqq3333", "tok-4444", "cred-5555", "keep-me"):
         assert secret not in cleaned
-    assert "keep-me" in cleaned and "gpt-4o-mini" in cleaned
+    assert "trace" in cleaned and "gpt-4o-mini" in cleaned
 
 
 def test_event_ids_are_unique_across_fork() -> None:

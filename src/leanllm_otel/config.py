@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.sensitive import is_secret_name, mask_url
 
 __all__ = [
     "ENV_VARS",
@@ -187,26 +188,6 @@ _PARSERS: dict[_Kind, Callable[[str], Any]] = {
 
 
 # --- URLs ------------------------------------------------------------------------------------------------
-
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword)=)[^&#]*")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``; safe on malformed input (it over-masks, never leaks).
-
-    Everything between ``user:`` and the *last* ``@`` is masked, so an unescaped ``@``, ``/`` or ``#``
-    inside a password cannot leave a fragment of it visible. Password query parameters are masked too.
-    """
-    masked = _SECRET_QUERY.sub(r"\1***", url)
-    scheme, sep, rest = masked.partition("://")
-    if not sep or "@" not in rest:
-        return masked
-    userinfo, _, hostpart = rest.rpartition("@")
-    if ":" not in userinfo:
-        return masked
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}"
-
 
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg"})
@@ -603,9 +584,6 @@ def _warn_unknown_variables(env: Mapping[str, str]) -> None:
             _logger.warning("unknown environment variable %s is ignored%s", var, hint)
 
 
-_SECRET_FIELDS = frozenset({"leanllm_api_key", "hash_key"})
-
-
 def _problems_from(
     exc: ValidationError, from_env_fields: set[str], values: Mapping[str, Any]
 ) -> list[tuple[str, str | None, str]]:
@@ -619,7 +597,7 @@ def _problems_from(
         field = str(loc[0])
         var = ENV_VARS.get(field) if field in from_env_fields else None
         shows_value = ", got " in message
-        if var is not None and not shows_value and field not in _SECRET_FIELDS and field != "database_url":
+        if var is not None and not shows_value and not is_secret_name(field) and field != "database_url":
             message = f"{message}, got {values[field]!r}"
         problems.append((field, var, message))
     return problems

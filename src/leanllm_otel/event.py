@@ -21,13 +21,20 @@ from leanllm_otel import semconv as sc
 
 EventStatus = Literal["ok", "error"]
 
+# The event id is the store's key: one rule everywhere (the SDK's exporters and the ingest service alike).
+EVENT_ID_MAX_CHARS = 256
+
+
+class MappingError(ValueError):
+    """A span's attributes cannot make an event. The message names the attribute, never its value."""
+
 
 class LLMEvent(BaseModel):
     """One logical LLM call, as stored and as handed to hooks."""
 
     model_config = ConfigDict(extra="ignore", frozen=False)
 
-    event_id: str
+    event_id: str = Field(min_length=1, max_length=EVENT_ID_MAX_CHARS)
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
@@ -325,7 +332,8 @@ def _event_values(
         elif isinstance(finish, (list, tuple)):
             values["finish_reasons"] = [str(v) for v in finish]
         else:  # a malformed span (e.g. from an OTLP sender): a ValueError its caller reports as a rejection
-            raise ValueError(f"{sc.GEN_AI_RESPONSE_FINISH_REASONS} must be a string array, got {type(finish).__name__}")
+            got = type(finish).__name__
+            raise MappingError(f"{sc.GEN_AI_RESPONSE_FINISH_REASONS} must be a string array, got {got}")
 
     metadata: dict[str, Any] = {}
     for name, attribute in _METADATA_SCALARS:
@@ -339,8 +347,11 @@ def _event_values(
     if error and "error_message" not in values and status_description:
         values["error_message"] = status_description
 
+    event_id = str(attributes[sc.LEANLLM_REQUEST_ID])
+    if not 0 < len(event_id) <= EVENT_ID_MAX_CHARS:
+        raise MappingError(f"{sc.LEANLLM_REQUEST_ID} must be 1 to {EVENT_ID_MAX_CHARS} characters")
     values.update(
-        event_id=str(attributes[sc.LEANLLM_REQUEST_ID]),
+        event_id=event_id,
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=parent_span_id,

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+
+from leanllm_otel.sensitive import URL_KWARGS, is_secret_name, strip_url
 
 if TYPE_CHECKING:
     from leanllm_otel.event import LLMEvent
@@ -28,51 +29,15 @@ PostCallHook = Callable[["LLMEvent"], None]
 ErrorHook = Callable[[BaseException, dict[str, Any]], None]
 DroppedEventsHook = Callable[[int, str], None]
 
-# Keyword arguments never copied into a snapshot, whatever their value.
-_SECRET_NAMES = frozenset(
-    {
-        "api_key",
-        "extra_headers",
-        "headers",
-        "azure_ad_token",
-        "azure_ad_token_provider",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "vertex_credentials",
-        "client_secret",
-    }
-)
-_SECRET_PARTS = ("secret", "password", "passwd", "credential", "authorization", "api_key", "apikey", "bearer")
-
-
-def is_secret_kwarg(name: str) -> bool:
-    """True for keyword arguments that are or may carry credentials (``api_key``, ``*_token``, headers, ...)."""
-    lowered = name.lower()
-    if lowered in _SECRET_NAMES or lowered.endswith(("_key", "_token", "headers")):
-        return True
-    return any(part in lowered for part in _SECRET_PARTS)
-
-
-def _safe_url(value: str) -> str:
-    """An ``api_base`` without user-info, query or fragment (where providers' secrets hide)."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
 
 def safe_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of the LiteLLM keyword arguments without credentials (URLs lose user-info and query)."""
     out: dict[str, Any] = {}
     for name, value in kwargs.items():
-        if is_secret_kwarg(name):
+        if is_secret_name(name):
             continue
-        if name in ("api_base", "base_url") and isinstance(value, str):
-            out[name] = _safe_url(value)
+        if name in URL_KWARGS and isinstance(value, str):
+            out[name] = strip_url(value, keep_query=False)
             continue
         try:
             out[name] = copy.deepcopy(value)

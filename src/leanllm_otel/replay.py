@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.instrumentation.credentials import credential_values
+from leanllm_otel.sensitive import scrub
 
 if TYPE_CHECKING:
     from leanllm_otel.client import LeanLLM
@@ -394,7 +396,9 @@ def replay_event(
 
             response = litellm.completion(model=request.model, messages=request.messages, **kwargs)
     except Exception as exc:
-        result.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # Printed and stored by the caller: without the credentials the call carried (a gateway may echo them).
+        result.error = f"{type(exc).__name__}: {scrub(first_line, credential_values(kwargs))}"
         return result
     result.latency_ms = (time.perf_counter() - started) * 1000.0
     result.text = _response_text(response)

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.exporters.schema import events
 from leanllm_otel.processing.detectors import INJECTION_TYPES, PII_TYPES, SECRET_TYPES
+from leanllm_otel.semconv import FINDING_REPAIRED_VALUE
+from leanllm_otel.textsafe import markdown_cell
 
 __all__ = ["FORMATS", "Report", "build_report", "render"]
 
@@ -29,6 +31,8 @@ _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def _category(finding_type: str) -> str:
+    if finding_type == FINDING_REPAIRED_VALUE:  # not a detector's: an exporter replaced a character it cannot carry
+        return "repaired"
     if finding_type in SECRET_TYPES:
         return "secret"
     if finding_type in PII_TYPES:
@@ -197,8 +201,9 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table; every cell is untrusted text (models, labels, keys): HTML and ``|`` escaped, one line."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +213,8 @@ _GROUP_COLUMNS = ("calls", "errors", "blocked", "calls_with_findings", "tokens",
 
 def _markdown(r: Report) -> str:
     t = r.totals
-    out = [f"# LLM compliance report\n\n{r.since} to {r.until} (generated {r.generated_at}, {r.database})\n"]
+    period = f"{r.since} to {r.until} (generated {r.generated_at}, {r.database})"
+    out = [f"# LLM compliance report\n\n{markdown_cell(period)}\n"]
     out.append("## Summary\n")
     out.append(_md_table(["calls", "errors", "error rate", "blocked", "calls with findings", "tokens", "cost (USD)"],
                          [[t.get("calls", 0), t.get("errors", 0), f"{t.get('error_rate', 0):.1%}",

@@ -110,6 +110,10 @@ LEANLLM_RETRIES: Final = "leanllm.retries"
 LEANLLM_OUTPUT_MESSAGE_COUNT: Final = "leanllm.content.output_messages"
 LEANLLM_CONTENT_TRUNCATED: Final = "leanllm.content.truncated"  # a content attribute was cut to the size cap
 
+# A ``leanllm.security.findings`` type that is not a detector's: an exporter replaced characters its format cannot
+# carry (a lone surrogate, NUL) with U+FFFD in this many values, and kept the event.
+FINDING_REPAIRED_VALUE: Final = "REPAIRED_VALUE"
+
 # leanllm.stream.outcome values
 STREAM_COMPLETED: Final = "completed"
 STREAM_ERROR: Final = "error"

@@ -72,6 +72,10 @@ class BackgroundServer:
     def release(self) -> None:
         """Free what :meth:`build_app` acquired (called after serving, and when starting failed)."""
 
+    def uvicorn_options(self) -> dict[str, Any]:
+        """Extra ``uvicorn.Config`` settings (connection limits, timeouts) for this server."""
+        return {}
+
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     @property
@@ -103,6 +107,7 @@ class BackgroundServer:
             lifespan=self._lifespan,
             server_header=False,
             timeout_graceful_shutdown=5,
+            **self.uvicorn_options(),
         )
         self._server = _Server(config)
         return self._server

@@ -153,3 +153,126 @@ def test_no_secret_reaches_any_exporter_or_log(
         if not name.startswith(third_party):
             _no_marker(f"a log line of {name}", text)
     assert any(name.startswith(third_party) for name, _ in capture.records)
+
+
+# --- issue 19: the shapes that once got through, in the modes that export content ----------------------------
+
+SHAPE_CARD = "4111 1111 1111 1111"
+SHAPE_KEY = "AKIAQ7XSHAPEMARK1919"
+SHAPE_LATER = "later-written-marker-0019"
+SHAPE_SIG = "sig+marker/0019="  # a SAS-style signature, percent-encoded in the URL
+SHAPE_GW_USER, SHAPE_GW_PASSWORD = "gwuser19", "gw-password-marker-0019"
+SHAPE_TENANT = "tenant-ref-marker-0019"
+SHAPE_API_KEY = "sk-shape-api-key-marker-0019"
+SHAPE_PASSWORDS = [f"Pw{i:02d}q7ShapeX" for i in range(40)]  # connection strings around the error window's end
+
+
+def _shape_forms(value: str) -> list[str]:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    return [value, quote(value, safe=""), quote_plus(value), base64.b64encode(value.encode()).decode()]
+
+
+def _issue_19_calls(gateway: Any) -> None:
+    import json as _json
+    from urllib.parse import quote
+
+    # 1: values after a JSON escape in tool arguments, a tool result and a pasted JSON message
+    arguments = _json.dumps({"note": f"card:\n{SHAPE_CARD}", "key": f"\uff1a{SHAPE_KEY}"})
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": _json.dumps({"pasted": f"data\n{SHAPE_CARD}"})},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "save", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": arguments},
+    ]
+    litellm.completion(model="gpt-4o-mini", messages=history, mock_response="ok")
+    # 4: the application edits the shared history after the call; the next call is not logged
+    history[0]["content"] = SHAPE_LATER
+    history[2]["content"] = SHAPE_LATER
+    with leanllm_otel.use_context(log=False):
+        litellm.completion(model="gpt-4o-mini", messages=history, mock_response="ok")
+    # 2: an error message whose redaction shrinks (a PEM block) while connection strings straddle the cut
+    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "MIIEpAIBAAKCAQEA\n" * 270 + "-----END RSA PRIVATE KEY-----"
+    tail = " ".join(f"postgresql://app:{password}@db.internal/prod" for password in SHAPE_PASSWORDS)
+    with contextlib.suppress(Exception):
+        litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                           mock_response=Exception(f"{pem} {tail}"))
+    # 6: a gateway that echoes the request (query secret percent-encoded, Basic user-info, a neutral header)
+    api_base = (f"http://{SHAPE_GW_USER}:{SHAPE_GW_PASSWORD}@127.0.0.1:{gateway.port}/v1"
+                f"?sig={quote(SHAPE_SIG, safe='')}")
+    with contextlib.suppress(Exception):
+        litellm.completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                           api_key=SHAPE_API_KEY, api_base=api_base, extra_headers={"X-Tenant-Ref": SHAPE_TENANT},
+                           max_retries=0)
+    # 3: one bad character in a label
+    with leanllm_otel.use_context(labels={"form": "x\ud800"}):
+        litellm.completion(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="ok")
+
+
+@pytest.mark.parametrize("mode", ["full", "redacted"])
+def test_the_issue_19_shapes_reach_no_exporter_or_log(
+    mode: str, tmp_path: Path, otlp_receiver: OTLPReceiver, capture: Capture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import base64
+
+    from .echo_gateway import EchoGateway
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", otlp_receiver.traces_endpoint)
+    sqlite_path = tmp_path / "shapes.db"
+    memory = CollectingExporter()
+    provider = TracerProvider()
+    pipe = leanllm_otel.configure(tracer_provider=provider, database_url=f"sqlite:///{sqlite_path}", otlp=True,
+                                  exporters=[memory], capture_content=True, redaction_mode=mode,
+                                  max_content_chars=256, flush_interval_ms=3_600_000)
+    try:
+        with EchoGateway() as gateway:
+            _issue_19_calls(gateway)
+        assert pipe.force_flush(20_000)
+        assert pipe.drops.total == 0  # 3: nothing lost for a bad character
+    finally:
+        pipe.shutdown()
+        provider.shutdown()
+    rows = read_rows(f"sqlite:///{sqlite_path}")
+    assert len(rows) == len(memory.spans) == 4 and len(otlp_receiver.wait_for_spans(4)) == 4
+
+    never = [SHAPE_LATER, SHAPE_GW_PASSWORD, SHAPE_TENANT, SHAPE_API_KEY,
+             base64.b64encode(f"{SHAPE_GW_USER}:{SHAPE_GW_PASSWORD}".encode()).decode(),
+             *_shape_forms(SHAPE_SIG)]
+    if mode == "redacted":  # full mode exports content verbatim, by definition
+        never += [SHAPE_CARD, SHAPE_KEY, *(password[:7] for password in SHAPE_PASSWORDS)]
+    outputs: list[tuple[str, Any]] = [
+        ("rows", repr(rows)),
+        ("in-memory spans", repr([(dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events])
+                                  for s in memory.spans])),
+        *(("OTLP body", body) for body in otlp_receiver.raw_bodies),
+    ]
+    for suffix in ("", "-wal"):
+        if Path(f"{sqlite_path}{suffix}").exists():
+            outputs.append((f"sqlite file{suffix}", Path(f"{sqlite_path}{suffix}").read_bytes()))
+    outputs += [(f"log {name}", text) for name, text in capture.records if name.startswith("leanllm_otel")]
+    for where, blob in outputs:
+        text = blob.decode("utf-8", "replace") if isinstance(blob, bytes) else blob
+        found = [value for value in never if value in text]
+        assert not found, f"{found} leaked into {where}"
+
+
+def test_the_ingest_service_quotes_no_value(tmp_path: Path, capture: Capture) -> None:
+    import json as _json
+
+    import httpx
+
+    from leanllm_otel.ingest import IngestServer
+
+    marker = "prompt-in-a-malformed-value-0019"
+    span = {"name": "chat", "startTimeUnixNano": marker,
+            "attributes": [{"key": "leanllm.request_id", "value": {"stringValue": "r"}},
+                           {"key": "x", "value": {"intValue": marker}}]}
+    bodies = [("/v1/traces", {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}),
+              ("/v1/events", {"events": [{"event_id": "e", "timestamp": marker, "labels": {marker: 1}}]})]
+    with IngestServer(f"sqlite:///{tmp_path / 'i.db'}", port=0, log_level="debug") as server:
+        answers = [httpx.post(server.url + path, content=_json.dumps(body), timeout=10,
+                              headers={"Content-Type": "application/json"}) for path, body in bodies]
+    for answer in answers:
+        assert answer.status_code in (200, 400) and marker not in answer.text
+    assert not [text for _, text in capture.records if marker in text]

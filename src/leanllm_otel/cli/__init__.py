@@ -6,6 +6,9 @@ Adding a group (``replay``, ``serve``, ``report``) is one line in that list.
 
 Exit codes: 0 success, 1 failure (not found, database error; one-line message on stderr), 2 usage error,
 130 interrupted. No traceback is printed unless ``LEANLLM_DEBUG`` is on.
+
+Everything a command prints goes through :mod:`leanllm_otel.textsafe`: stored fields are untrusted text, and no
+terminal control sequence in them reaches the terminal (table cells are one line; JSON lines escape controls).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
+
+from leanllm_otel.textsafe import SafeStream, json_safe, one_line
 
 __all__ = [
     "COMMAND_MODULES",
@@ -79,7 +84,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: IO[s
                 right_align: Iterable[int] = ()) -> None:
     """Print an aligned text table (columns padded to their widest cell; ``right_align``: column indexes)."""
     out = out or sys.stdout
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in row] for row in rows]]
+    cells = [[one_line(h) for h in headers], *[[one_line(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     right = set(right_align)
     for row in cells:
@@ -88,7 +93,9 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: IO[s
 
 
 def print_json_line(obj: Any, out: IO[str] | None = None) -> None:
-    (out or sys.stdout).write(json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
+    """``obj`` as one JSON line; control characters in its strings are JSON escapes (it parses to the same)."""
+    text = json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
+    (out or sys.stdout).write(json_safe(text) + "\n")
 
 
 # --- parser and entry point --------------------------------------------------------------------------------
@@ -125,6 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)
+    try:
+        return _run(handler, args)
+    finally:
+        # (a reader that went away left a replacement stdout in place: keep that one)
+        if isinstance(sys.stdout, SafeStream):
+            sys.stdout = out
+        if isinstance(sys.stderr, SafeStream):
+            sys.stderr = err
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except CLIError as exc:

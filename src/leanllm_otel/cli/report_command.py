@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from leanllm_otel.cli import CLIError, add_database_option, resolve_database_url
+from leanllm_otel.textsafe import terminal_safe
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), code=2) from None
     if since >= until:
         raise CLIError(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})", code=2)
-    text = render(build_report(url, since, until), args.format)
+    # The file may be shown with cat or a pager: no control sequence of a stored field reaches it either.
+    text = terminal_safe(render(build_report(url, since, until), args.format))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -19,6 +19,7 @@ from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import parse_time as _parse_time
 from leanllm_otel.exporters.engine import head_revision
 from leanllm_otel.store import EventFilter, EventStore, GroupStats, ScoreFilter, StoreError
+from leanllm_otel.textsafe import one_line
 
 # --- argument parsing ----------------------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ _TAIL_FORMAT = "{0:<19}  {1:<36}  {2:<22}  {3:<16}  {4:>13}  {5:>11}  {6:>8}  {7
 
 def _tail_line(cells: Sequence[str]) -> str:
     # Fixed widths: rows arrive over time, so the table cannot be measured first.
-    return _TAIL_FORMAT.format(*cells).rstrip() + "\n"
+    return _TAIL_FORMAT.format(*(one_line(cell) for cell in cells)).rstrip() + "\n"
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import SecretStr
 
-from leanllm_otel.config import LeanLLMConfig, mask_url
+from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import is_llm_span_attributes, span_to_event
 from leanllm_otel.exporters.delivery import (
     REASON_SHUTDOWN,
@@ -42,6 +42,8 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
+from leanllm_otel.repair import repair, with_repair_finding
+from leanllm_otel.sensitive import forms, mask_url, scrub
 from leanllm_otel.version import __version__
 
 __all__ = [
@@ -115,8 +117,11 @@ class LeanLLMServiceExporter(SpanExporter):
     ``endpoint`` and ``api_key`` override the configuration. ``on_dropped_events(count, reason)`` is called
     for every dropped batch (after retries, circuit open, rejection by the service, ...); ``drops=`` shares a
     counter with other components. Spans that are not LLM spans (no ``leanllm.request_id``) are ignored.
-    Wrap it in a ``BatchSpanProcessor``.
+    Wrap it in a ``BatchSpanProcessor``. A value JSON cannot carry (a lone surrogate) is replaced with U+FFFD and
+    counted under ``REPAIRED_VALUE`` in the event's findings; the event is sent.
     """
+
+    repairs_values: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -350,9 +355,8 @@ class LeanLLMServiceExporter(SpanExporter):
 
     def _scrub(self, text: str) -> str:
         if self._token is None:
-            return text
-        secret = self._token.get_secret_value()
-        return text.replace(secret, "***") if secret else text
+            return scrub(text)
+        return scrub(text, forms(self._token.get_secret_value()), marker="***")
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -360,7 +364,12 @@ def _encode(payload: dict[str, Any]) -> bytes:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN / infinity somewhere: strict JSON has no spelling for them
         text = json.dumps(_finite(payload), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: UTF-8 has no spelling for it, the event is kept repaired
+        repaired, count = repair(payload)
+        repaired["findings"] = with_repair_finding(repaired.get("findings") or {}, count)
+        return _encode(repaired)
 
 
 def _finite(value: Any) -> Any:

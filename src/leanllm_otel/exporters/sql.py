@@ -40,6 +40,7 @@ from leanllm_otel.exporters.delivery import (
 )
 from leanllm_otel.exporters.insert import PreparedInsert
 from leanllm_otel.exporters.schema import events
+from leanllm_otel.repair import repair, with_repair_finding
 
 _logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _classify(exc: BaseException) -> Exception:
     if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) or _is_asyncpg_data_error(exc):
         return PermanentError(f"rejected_by_database: {type(exc).__name__}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
-        return PermanentError(f"unwritable_row: {exc.orig!r}")  # e.g. a value JSON cannot encode
+        return PermanentError(f"unwritable_row: {type(exc.orig).__name__}")  # e.g. a value JSON cannot encode
     if isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError)):
         # A value the driver cannot bind (an int wider than 64 bits, a lone surrogate): this row never will.
         return PermanentError(f"unwritable_row: {type(exc).__name__}")
@@ -99,6 +100,9 @@ class SQLSpanExporter(SpanExporter):
     """
 
     supports_concurrent_export: ClassVar[bool] = True
+    # A value the store cannot hold (a lone surrogate; NUL in PostgreSQL) is replaced with U+FFFD when the
+    # database refuses the row, and counted under REPAIRED_VALUE in its findings: the event is kept.
+    repairs_values: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -140,6 +144,8 @@ class SQLSpanExporter(SpanExporter):
             self.drops,
         )
         self._schema_ready = not config.auto_migrate
+        # SQLite stores NUL in text; PostgreSQL refuses it in text and JSONB (lone surrogates: neither).
+        self._refuses_nul = make_url(self._db.async_url).get_backend_name() != "sqlite"
         self._migration: asyncio.Future[None] | None = None
         self._insert: PreparedInsert | None = None
         self._shutdown = False
@@ -248,7 +254,7 @@ class SQLSpanExporter(SpanExporter):
             raise _classify(exc) from exc
 
     def _attempt_batch(self, batch: _Batch) -> None:
-        """Write ``batch``; if the database refuses it, write its rows one by one and drop only the bad ones.
+        """Write ``batch``; if the database refuses it, row by row (see :meth:`_write_salvaging`).
 
         The spans are mapped on the first attempt; a retry writes the same rows. A retryable failure in the
         middle re-raises: the retry writes the whole batch again, and rows already stored are skipped by
@@ -257,36 +263,55 @@ class SQLSpanExporter(SpanExporter):
         if batch.rows is None:
             self._rows(batch)
         assert batch.rows is not None
-        try:
-            self._attempt(batch.rows)
+        refused = self._write_salvaging(batch.rows)
+        if not refused:
             return
-        except PermanentError:
-            if len(batch.rows) <= 1:
-                raise
-        refused = 0
-        reason = ""
-        for row in batch.rows:
-            try:
-                self._attempt([row])
-            except PermanentError as exc:
-                refused += 1
-                reason = exc.reason
-        if refused == len(batch.rows):
+        reason = refused[-1][1]
+        if len(refused) == len(batch.rows):
             raise PermanentError(reason)
-        if refused:
-            _logger.warning(
-                "leanllm-otel sql: the store refused %d of %d event(s): %s", refused, len(batch.rows), reason
-            )
-            self.drops.add(refused, reason.split(":", 1)[0] or "rejected_by_database")
-        batch.rejected = refused
+        _logger.warning(
+            "leanllm-otel sql: the store refused %d of %d event(s): %s", len(refused), len(batch.rows), reason
+        )
+        self.drops.add(len(refused), reason.split(":", 1)[0] or "rejected_by_database")
+        batch.rejected = len(refused)
 
-    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+    def _write_salvaging(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """Write ``rows``; when the database refuses the batch, write them one by one, and a refused row once more
+        with what the store cannot carry (lone surrogates; NUL in PostgreSQL) repaired. Returns the rows still refused
+        (index, reason); raises ``RetryableError`` when the store is unavailable."""
+        try:
+            self._attempt(rows)
+            return []
+        except PermanentError as exc:
+            first = exc.reason
+        refused: list[tuple[int, str]] = []
+        for index, row in enumerate(rows):
+            reason = first
+            if len(rows) > 1:
+                try:
+                    self._attempt([row])
+                    continue
+                except PermanentError as exc:
+                    reason = exc.reason
+            repaired, count = repair(row, nul=self._refuses_nul)
+            if count:
+                repaired["findings"] = with_repair_finding(repaired.get("findings") or {}, count)
+                try:
+                    self._attempt([repaired])
+                    continue
+                except PermanentError as exc:
+                    reason = exc.reason
+            refused.append((index, reason))
+        return refused
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """One idempotent write of ``rows`` (see :meth:`event_to_row`), no retry and no drop accounting.
 
-        Raises ``RetryableError`` (store unavailable) or ``PermanentError`` (rows the database refuses).
-        For services that answer their own callers instead of retrying (the ingest server).
+        Rows the database refuses are written one by one (repaired when a character is the problem); returns those
+        still refused, as (index into ``rows``, reason). Raises ``RetryableError`` (store unavailable). For
+        services that answer their own callers instead of retrying (the ingest server).
         """
-        self._attempt(rows)
+        return self._write_salvaging(rows)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write the LLM spans of ``spans``; returns FAILURE when the batch was dropped. Never raises.

@@ -7,11 +7,7 @@ exporters use, so an event is identical whichever path it took. Only LLM spans (
 
 from __future__ import annotations
 
-import base64
 import binascii
-import contextlib
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +19,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from pydantic import ValidationError
 
-from leanllm_otel.event import LLMEvent, event_from_attributes, is_llm_span_attributes
+from leanllm_otel.event import LLMEvent, MappingError, event_from_attributes, is_llm_span_attributes
+from leanllm_otel.ingest.events import validation_reason
+from leanllm_otel.ingest.otlp_json import DecodedTraces, OTLPPayloadError, decode_json
+from leanllm_otel.repair import with_repair_finding
 
 __all__ = [
     "CONTENT_TYPE_JSON",
     "CONTENT_TYPE_PROTOBUF",
+    "DecodedTraces",
     "OTLPPayloadError",
     "TraceConversion",
     "decode_request",
@@ -41,12 +42,7 @@ __all__ = [
 CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
 CONTENT_TYPE_JSON = "application/json"
 
-_MAX_ERRORS = 5  # error messages kept per request (the count is exact, the text is a sample)
-_ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
-
-
-class OTLPPayloadError(ValueError):
-    """The body is not a valid OTLP ExportTraceServiceRequest in the declared encoding."""
+_MAX_ERRORS = 100  # error messages kept per request (the count is exact, beyond this the text is a sample)
 
 
 @dataclass
@@ -54,8 +50,10 @@ class TraceConversion:
     """The events found in one OTLP request, and the LLM spans that could not be turned into events."""
 
     events: list[LLMEvent] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # the span index (document order) of each event
     spans_seen: int = 0
     rejected: int = 0
+    duplicates: int = 0
     errors: list[str] = field(default_factory=list)
 
     def reject(self, message: str) -> None:
@@ -67,62 +65,18 @@ class TraceConversion:
 # --- decoding ----------------------------------------------------------------------------------------------
 
 
-def decode_request(body: bytes, *, json_encoded: bool) -> ExportTraceServiceRequest:
-    """Parse an OTLP/HTTP trace request body (binary protobuf or OTLP JSON). Raises :class:`OTLPPayloadError`."""
+def decode_request(body: bytes, *, json_encoded: bool) -> DecodedTraces:
+    """Parse an OTLP/HTTP trace request body (binary protobuf or OTLP JSON). Raises :class:`OTLPPayloadError`,
+    whose message names the field at fault and never quotes a value. OTLP JSON is decoded span by span
+    (:mod:`leanllm_otel.ingest.otlp_json`): a malformed span is reported alone."""
+    if json_encoded:
+        return decode_json(body)
     request = ExportTraceServiceRequest()
-    if not json_encoded:
-        try:
-            request.ParseFromString(body)
-        except (DecodeError, ValueError, RuntimeError) as exc:
-            raise OTLPPayloadError(f"invalid OTLP protobuf: {exc}") from None
-        return request
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise OTLPPayloadError(f"invalid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise OTLPPayloadError("OTLP JSON must be an object with resourceSpans")
-    _hex_ids_to_base64(document)
-    try:
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise OTLPPayloadError(f"invalid OTLP JSON: {exc}") from None
-    return request
-
-
-def _hex_ids_to_base64(document: dict[str, Any]) -> None:
-    """OTLP JSON spells trace/span ids in hex; protobuf's JSON mapping expects base64 for bytes fields."""
-    for span in _json_spans(document):
-        _convert_ids(span)
-        links = span.get("links")
-        if isinstance(links, list):
-            for link in links:
-                if isinstance(link, dict):
-                    _convert_ids(link)
-
-
-def _json_spans(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
-        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-            yield from _list(scope_spans, "spans")
-
-
-def _list(container: Any, *keys: str) -> Iterator[dict[str, Any]]:
-    if not isinstance(container, dict):
-        return
-    for key in keys:
-        items = container.get(key)
-        if isinstance(items, list):
-            yield from (item for item in items if isinstance(item, dict))
-
-
-def _convert_ids(obj: dict[str, Any]) -> None:
-    for key in _ID_FIELDS:
-        value = obj.get(key)
-        if isinstance(value, str) and value and len(value) in (16, 32):
-            # Not hex: leave it for the protobuf parser (base64) to accept or reject.
-            with contextlib.suppress(ValueError):
-                obj[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+        request.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError):
+        raise OTLPPayloadError("invalid OTLP protobuf (not an ExportTraceServiceRequest)") from None
+    return DecodedTraces(request)
 
 
 # --- conversion --------------------------------------------------------------------------------------------
@@ -174,32 +128,49 @@ def otlp_span_to_event(span: Span) -> LLMEvent | None:
     )
 
 
-def events_from_request(request: ExportTraceServiceRequest) -> TraceConversion:
-    """Every LLM span of ``request`` as an event; spans that fail conversion are counted as rejected."""
+def events_from_request(decoded: DecodedTraces) -> TraceConversion:
+    """Every LLM span of the request as an event; spans that fail decoding or conversion are counted as rejected.
+
+    Spans whose strings were repaired get ``REPAIRED_VALUE`` in their findings. An event id seen twice keeps its
+    first span (the store's rule: the first write of an id wins).
+    """
     conversion = TraceConversion()
-    for resource_spans in request.resource_spans:
+    seen: set[str] = set()
+    for resource_spans in decoded.request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
+                index = conversion.spans_seen
                 conversion.spans_seen += 1
+                problem = decoded.problems.get(index)
+                if problem is not None:
+                    conversion.reject(f"spans[{index}]: {problem}")
+                    continue
                 try:
                     event = otlp_span_to_event(span)
                 except Exception as exc:  # a value of the wrong type, an empty id, ...
-                    conversion.reject(f"span {span.span_id.hex() or '?'}: {_short(exc)}")
+                    conversion.reject(f"spans[{index}]: {_short(exc)}")
                     continue
-                if event is not None:
-                    conversion.events.append(event)
+                if event is None:
+                    continue
+                if event.event_id in seen:
+                    conversion.duplicates += 1
+                    continue
+                seen.add(event.event_id)
+                repaired = decoded.repairs.get(index, 0)
+                if repaired:
+                    event.findings = with_repair_finding(event.findings, repaired)
+                conversion.events.append(event)
+                conversion.positions.append(index)
     return conversion
 
 
 def _short(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):  # pydantic ValidationError: field and message, never the (possibly sensitive) input
-        try:
-            parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors(include_input=False)]
-            return "; ".join(parts)[:300]
-        except Exception:
-            pass
-    return f"{type(exc).__name__}: {exc}"[:300]
+    """What was wrong with a span: the fields and messages, never the (possibly sensitive) values."""
+    if isinstance(exc, ValidationError):
+        return validation_reason(exc)
+    if isinstance(exc, MappingError):
+        return str(exc)[:300]
+    return f"cannot convert the span ({type(exc).__name__})"
 
 
 # --- answers -----------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from leanllm_otel.config import LeanLLMConfig, mask_url
+from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.exporters.sql import SQLSpanExporter
+from leanllm_otel.sensitive import mask_url
 
 __all__ = ["SQLEventSink"]
 
@@ -20,8 +21,8 @@ __all__ = ["SQLEventSink"]
 class SQLEventSink:
     """Writes ``LLMEvent`` objects to ``database_url`` (``sqlite:///...`` or ``postgresql://...``).
 
-    ``write`` is idempotent on ``event_id`` and raises ``RetryableError`` (store unavailable) or
-    ``PermanentError`` (rows the database refuses) from :mod:`leanllm_otel.exporters.delivery`.
+    ``write`` is idempotent on ``event_id`` (the first write of an id wins) and raises ``RetryableError`` (store
+    unavailable) from :mod:`leanllm_otel.exporters.delivery`; rows the database refuses are returned, not raised.
     """
 
     def __init__(self, database_url: str, *, write_timeout_s: float = 10.0) -> None:
@@ -39,11 +40,16 @@ class SQLEventSink:
         """Bring the schema to head now (raises when the database cannot be reached)."""
         self._exporter.migrate(timeout_s)
 
-    def write(self, events: Sequence[LLMEvent]) -> None:
+    def write(self, events: Sequence[LLMEvent]) -> list[tuple[int, str]]:
+        """Store ``events``; returns those the database refused (index into ``events``, reason without values).
+
+        One refused row never costs the others; a value the store cannot hold (a lone surrogate, NUL) is repaired
+        (U+FFFD, counted under ``REPAIRED_VALUE`` in the event's findings) and the row kept.
+        """
         if not events:
-            return
+            return []
         recorded_at = datetime.now(timezone.utc)
-        self._exporter.write_rows([SQLSpanExporter.event_to_row(event, recorded_at) for event in events])
+        return self._exporter.write_rows([SQLSpanExporter.event_to_row(event, recorded_at) for event in events])
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._exporter.shutdown(timeout_millis=timeout_s * 1000.0)

@@ -1,63 +1,73 @@
 """Credential values a call was given, so they can be cut out of text that leaves the process (error messages).
 
-Request attributes never read credentials (see ``attributes``), but an exception message is free text: providers and
-HTTP libraries echo the request URL (with its query string and user-info) or the key they rejected. Only on failure,
-the values the caller passed are collected from the call's keyword arguments and replaced in the message.
+Request attributes never read credentials (see ``attributes``), but an exception message is free text: providers,
+gateways and HTTP libraries echo the request URL (with its query string and user-info), its headers (an
+``Authorization: Basic`` built from the URL's user-info, every ``extra_headers`` entry) or the key they rejected,
+often percent-encoded or base64-encoded. Only on failure, the values the caller passed are collected from the
+call's keyword arguments, in every spelling :func:`leanllm_otel.sensitive.forms` knows; the export thread cuts
+them (and any URL's user-info and query string) out of the message. The rules live in
+:mod:`leanllm_otel.sensitive`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-REDACTED = "[REDACTED]"
-_MIN_LENGTH = 4
-_SECRET_NAME = re.compile(r"key|secret|token|password|passwd|credential|auth|signature|cookie", re.IGNORECASE)
-_URL_KWARGS = ("api_base", "base_url")
-_HEADER_KWARGS = ("extra_headers", "headers")
+from leanllm_otel.sensitive import (
+    HEADER_KWARGS,
+    MIN_SECRET_CHARS,
+    URL_KWARGS,
+    basic_forms,
+    forms,
+    is_secret_name,
+    url_credentials,
+)
+from leanllm_otel.sensitive import scrub as scrub_text
+
+_AUTH_SCHEMES = ("bearer", "basic", "token")
 
 
-def _url_secrets(url: str) -> Iterable[str]:
+def _basic(url: str) -> set[str]:
+    """HTTP clients send a URL's user-info as ``Authorization: Basic base64(user:password)``."""
     try:
         parts = urlsplit(url)
+        user, password = parts.username, parts.password
     except ValueError:
-        return
-    if parts.username:
-        yield parts.username
-    if parts.password:
-        yield parts.password
-    for _, value in parse_qsl(parts.query, keep_blank_values=False):
-        yield value
+        return set()
+    return basic_forms(user, password) if user is not None and password is not None else set()
 
 
-def _header_secrets(headers: Mapping[Any, Any]) -> Iterable[str]:
-    for name, value in headers.items():
-        if not isinstance(value, str) or not _SECRET_NAME.search(str(name)):
+def _header_values(headers: Mapping[Any, Any]) -> Iterable[str]:
+    # Every header value, whatever its name: "X-Tenant-Ref" says nothing about what it carries.
+    for value in headers.values():
+        if not isinstance(value, str):
             continue
         yield value
-        scheme, _, credential = value.partition(" ")
-        if credential and scheme.lower() in ("bearer", "basic", "token"):
-            yield credential
+        scheme, _, credential = value.strip().partition(" ")
+        if credential and scheme.lower() in _AUTH_SCHEMES:
+            yield credential.strip()
 
 
-def credential_values(kwargs: Mapping[str, Any]) -> list[str]:
-    """Secret-looking values among a LiteLLM call's keyword arguments, longest first."""
+def credential_values(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every spelling of every credential among a LiteLLM call's keyword arguments, longest first."""
     found: set[str] = set()
+    spellings: set[str] = set()
     for name, value in kwargs.items():
-        if name in _URL_KWARGS and isinstance(value, str):
-            found.update(_url_secrets(value))
-        elif name in _HEADER_KWARGS and isinstance(value, Mapping):
-            found.update(_header_secrets(value))
-        elif isinstance(value, str) and _SECRET_NAME.search(name):
+        if name in URL_KWARGS and isinstance(value, str):
+            found.update(url_credentials(value))
+            spellings.update(_basic(value))
+        elif name in HEADER_KWARGS and isinstance(value, Mapping):
+            found.update(_header_values(value))
+        elif isinstance(value, str) and is_secret_name(name):
             found.add(value)
-    return sorted((v for v in found if len(v) >= _MIN_LENGTH), key=len, reverse=True)
+    for value in found:
+        if len(value) >= MIN_SECRET_CHARS:
+            spellings.update(forms(value))
+    return tuple(sorted(spellings, key=len, reverse=True))
 
 
 def scrub(text: str, kwargs: Mapping[str, Any]) -> str:
-    """``text`` with every credential value of the call replaced by ``[REDACTED]``."""
-    for value in credential_values(kwargs):
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
+    """``text`` with every credential of the call, and any URL's user-info and query string, as ``[REDACTED]``."""
+    return scrub_text(text, credential_values(kwargs))

@@ -31,7 +31,7 @@ from leanllm_otel.context import (
 )
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
-from leanllm_otel.instrumentation.credentials import scrub
+from leanllm_otel.instrumentation.credentials import credential_values
 from leanllm_otel.processing.processor import SAMPLED_OUT
 from leanllm_otel.processing.record import CallRecord, handing_over
 from leanllm_otel.processing.sampling import clamp_rate, keeps
@@ -231,9 +231,22 @@ class Invocation:
                 current = getattr(span, "status", None)
                 if current is None or current.status_code is not StatusCode.ERROR:
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            self._seal_record()
             with handing_over(self.record):
                 span.end(end_time=end_ns)
         self.telemetry.notify_end(self, span, exc)
+
+    def _seal_record(self) -> None:
+        record = self.record
+        if record is None:
+            return
+        try:
+            record.seal()
+        except Exception:
+            # Fail closed: an event without content rather than one whose content may change after the call.
+            log_internal_error("copying a call's content")
+            record.messages = record.prompt = record.tools = record.response = record.chunks = None
+            record.extra = {}
 
     def _record_end(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int) -> None:
         latency_ms = (end_ns - self.start_ns) / 1e6
@@ -253,7 +266,8 @@ class Invocation:
                     capture=False,
                     scan=False,
                 )
-            record.error_message = scrub(str(exc), self._kwargs)
+            record.error_message = str(exc)
+            record.credentials = credential_values(self._kwargs)
             span.add_event(sc.EXCEPTION_EVENT, {sc.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}"})
             span.set_status(Status(StatusCode.ERROR, error_type))
             kind = error_kind(exc)

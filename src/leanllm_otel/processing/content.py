@@ -94,6 +94,7 @@ class ContentRenderer:
                 cap=self.settings.max_content_chars,
                 detector=self.detector() if _redacts_error(mode, record.capture) else None,
                 key=self.hash_key() if mode is RedactionMode.HASHED else None,
+                credentials=record.credentials,
             )
             if message is not None:
                 out[sc.LEANLLM_ERROR_MESSAGE] = message

@@ -144,6 +144,30 @@ def sanitize(text: str) -> str:
     return text
 
 
+# JSON / C-style escape sequences. In JSON text (tool arguments, a pasted payload) the characters before a value are
+# often an escape ("\\n4111 ...", "\\uff1aAKIA..."), which defeats every word-boundary anchor. The escape view
+# blanks each escape to whitespace of the same length (a line break stays a line break, for ``^`` anchors), and
+# the scan keeps the candidates of both the text and its view: never fewer findings than the text alone gives.
+_ESCAPE: Final = re2.compile(r"\\(?:u[0-9A-Fa-f]{4}|[nrtbf\"\\/])", _options(1 << 20))
+_ESCAPE_BLANKS: Final = {"n": " \n", "r": " \r", "t": "  "}
+
+
+def escape_view(text: str) -> str | None:
+    """``text`` with every escape sequence (``\\n``, ``\\"``, ``\\u00e9``) replaced by whitespace of the same length;
+    None when it holds none. Offsets into the view are offsets into ``text``."""
+    pieces: list[str] = []
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        s, e = m.span()
+        pieces.append(text[pos:s])
+        pieces.append(_ESCAPE_BLANKS.get(text[s + 1], " " * (e - s)))
+        pos = e
+    if not pieces:
+        return None
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
 def marker_for(finding: Finding) -> str:
     """The redaction marker for ``finding``: ``[PII:EMAIL]``, ``[SECRET:AWS_KEY]``, ``[CUSTOM:<NAME>]``."""
     return f"[{_MARKER_PREFIX.get(finding.category, finding.category.upper())}:{finding.type}]"
@@ -234,13 +258,38 @@ class Detector:
     def _scan(self, text: str) -> list[Finding]:
         if not text:
             return []
-        hits = self._gate.Match(text) if self._gate is not None else None
-        if not hits and self._scorer is None:
-            return []
         redactable: list[tuple[int, int, int, _Compiled]] = []
         injections: list[tuple[int, int, int, _Compiled]] = []
+        view = escape_view(text) if "\\" in text else None
+        self._candidates(text, text, view, redactable, injections)
+        if view is not None:
+            self._candidates(view, text, None, redactable, injections)
+        if self._scorer is not None and not injections:
+            span = self._scorer.find(text)
+            if span is not None:
+                injections.append((span[0], span[1], self._scorer_entry.order, self._scorer_entry))
+        if not redactable and not injections:
+            return []
+        return _resolve(redactable, injections)
+
+    def _candidates(
+        self,
+        text: str,
+        original: str,
+        view: str | None,
+        redactable: list[tuple[int, int, int, _Compiled]],
+        injections: list[tuple[int, int, int, _Compiled]],
+    ) -> None:
+        """Append the candidates found in ``text`` (``original`` or its escape view: same length, same offsets).
+
+        With ``view`` (scanning the original text of a view), a candidate never starts inside an escape sequence:
+        ``\\nbob@example.com`` yields ``bob@example.com``, so its redaction keeps the escape intact.
+        """
+        hits = self._gate.Match(text) if self._gate is not None else None
+        if not hits:
+            return
         allow = self._allow
-        for index in sorted(hits or ()):
+        for index in sorted(hits):
             comp = self._patterns[index]
             spec = comp.spec
             sink = injections if spec.category == INJECTION else redactable
@@ -249,20 +298,18 @@ class Detector:
                 s, e = m.span(group) if group else m.span()
                 if s < 0:
                     s, e = m.span()
+                if view is not None:
+                    while s < e and view[s] != text[s]:
+                        s += 1
                 if s >= e:
                     continue
                 if validator is not None and not validator(text, s, e):
                     continue
                 if trim is not None:
                     e = trim(text, s, e)
-                if allow and text[s:e] in allow:
+                if allow and original[s:e] in allow:
                     continue
                 sink.append((s, e, comp.order, comp))
-        if self._scorer is not None and not injections:
-            span = self._scorer.find(text)
-            if span is not None:
-                injections.append((span[0], span[1], self._scorer_entry.order, self._scorer_entry))
-        return _resolve(redactable, injections)
 
 
 def _cluster(cands: list[tuple[int, int, int, _Compiled]], widen: bool) -> list[Finding]:

@@ -1,20 +1,24 @@
 """The content snapshot a sampled-in call leaves beside its span, and how it reaches the processor.
 
-The wrapper never writes raw content into span attributes. It keeps references (a shallow copy of the message list,
-the response object or the stream's chunks) in a ``CallRecord`` and hands it to ``LeanLLMSpanProcessor.on_end``
-through a context variable set for the duration of ``span.end()``. ``on_end`` runs synchronously inside ``end()``
-on the same thread, so no registry (and nothing that could leak) is needed.
+The wrapper never writes raw content into span attributes. It keeps references (the message list, the response
+object or the stream's chunks) in a ``CallRecord``; when the call ends, :meth:`CallRecord.seal` copies their
+containers (:func:`freeze`), so an application that later edits a message dict or a returned response (a shared
+``history`` list) cannot change what the event records. Strings are immutable and shared, so the copy costs per
+container, not per character. The record reaches ``LeanLLMSpanProcessor.on_end`` through a context variable set
+for the duration of ``span.end()``; ``on_end`` runs synchronously inside ``end()`` on the same thread, so no
+registry (and nothing that could leak) is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.semconv import OP_EMBEDDINGS
 
 
 @dataclass(slots=True)
@@ -32,7 +36,54 @@ class CallRecord:
     response: Any = None
     chunks: list[Any] | None = None
     error_message: str | None = None
+    # Every spelling of the call's credentials, cut out of the error message on the export thread; never exported.
+    credentials: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def seal(self) -> None:
+        """Copy the content containers at call end: what the event records is what was sent and returned.
+
+        Stream chunks are not copied (the chunk objects are LiteLLM's, built for this call).
+        """
+        self.messages = freeze(self.messages)
+        self.prompt = freeze(self.prompt)
+        self.tools = freeze(self.tools)
+        # An embeddings response is vectors, never rendered: not worth a copy.
+        self.response = None if self.operation == OP_EMBEDDINGS else freeze(self.response)
+        if self.extra:
+            self.extra = freeze(self.extra)
+
+
+_LEAVES: frozenset[type] = frozenset({str, int, float, bool, bytes, type(None)})
+# Deeper than this a value is kept by reference: real requests are shallow (tool arguments arrive as JSON text),
+# and a pathological nesting must not exhaust the caller's stack.
+_MAX_FREEZE_DEPTH = 64
+
+
+def freeze(value: Any, depth: int = 0) -> Any:
+    """``value`` with every container copied (dicts, lists and tuples as dicts and lists, objects such as LiteLLM's
+    pydantic messages and responses as the dict of their fields); strings, numbers and unknown objects shared."""
+    kind = type(value)
+    if kind in _LEAVES or depth > _MAX_FREEZE_DEPTH:
+        return value
+    if kind is dict:
+        out = dict(value)
+        for key, item in out.items():
+            if type(item) not in _LEAVES:
+                out[key] = freeze(item, depth + 1)
+        return out
+    if kind is list or kind is tuple:
+        return [item if type(item) in _LEAVES else freeze(item, depth + 1) for item in value]
+    if isinstance(value, (str, int, float, bytes)):  # str / int enums and other immutable subclasses
+        return value
+    if isinstance(value, Mapping):
+        return freeze(dict(value), depth)
+    fields = getattr(value, "__dict__", None)
+    if type(fields) is dict:
+        # pydantic models with extra="allow" (LiteLLM's tool calls) keep their values in __pydantic_extra__
+        extra = getattr(value, "__pydantic_extra__", None)
+        return freeze({**fields, **extra} if type(extra) is dict and extra else fields, depth)
+    return value
 
 
 _PENDING: ContextVar[CallRecord | None] = ContextVar("leanllm_pending_record", default=None)

@@ -20,12 +20,21 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
-from leanllm_otel.processing.detectors import Detector, DetectorConfig, Finding, default_detector
+from leanllm_otel.processing.detectors import (
+    INJECTION,
+    Detector,
+    DetectorConfig,
+    Finding,
+    default_detector,
+    marker_for,
+    sanitize,
+)
 from leanllm_otel.processing.parts import dumps
 from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.sensitive import REDACTED, merge, scrub, secret_spans, strip_url
 from leanllm_otel.settings import TelemetrySettings
 
 logger = logging.getLogger(__name__)
@@ -69,22 +78,6 @@ def detector_for(settings: TelemetrySettings) -> Detector:
     return Detector(DetectorConfig(extra_patterns=dict(patterns), allowlist=tuple(allowlist)))
 
 
-def strip_url(url: str, keep_query: bool) -> str:
-    """``url`` without ``user:password@`` (and, unless ``keep_query``, without query string and fragment)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "" if not keep_query else url
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = netloc.rsplit("@", 1)[1]
-    if keep_query:
-        if netloc == parts.netloc:
-            return url
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class ModePolicy:
     """Applies one redaction mode to each text; counts characters; collects findings when ``scan`` is on.
 
@@ -121,41 +114,57 @@ class ModePolicy:
 
     def text(self, value: str, content: bool = True) -> str:
         """``value`` in the mode's form; counted and scanned when it is conversation ``content``."""
-        mode = self.mode
         if content:
             self.chars += len(value)
-        if mode is RedactionMode.REDACTED:
-            assert self._detector is not None
-            redacted, findings = self._detector.redact(value)
-            if content and self.scan:
-                self.findings.extend(findings)
-            return redacted
+        if self.mode is RedactionMode.REDACTED:
+            return self._redact_leaf(value, content)
         if content and self.scan:
-            assert self._detector is not None
-            self.findings.extend(self._detector.scan(value))
-        if mode is RedactionMode.FULL:
-            return value
-        if mode is RedactionMode.HASHED:
-            assert self._key is not None
-            return digest(self._key, value)
-        return ""
+            self._scan_leaf(value)
+        shown: str = self._unredacted(value, value)
+        return shown
 
     def data(self, value: Any, content: bool = True) -> Any:
-        """A structured value (tool arguments, tool result, JSON schema): its JSON text goes through :meth:`text`;
-        in ``full`` / ``redacted`` mode the result is parsed back when it is a JSON object or array."""
+        """A structured value (tool arguments, tool result, JSON schema), counted by its JSON text.
+
+        When it is (or its text parses as) a JSON object or array, the detectors see the decoded strings, keys
+        included, never the JSON text: in ``"Customer data:\\n4111 1111 1111 1111"`` the card sits after an escape,
+        where no word boundary holds. ``full`` / ``redacted`` return the structure (redacted leaf by leaf),
+        ``hashed`` one digest of the text, ``metadata`` nothing. Anything else is text (:meth:`text`), scanned with
+        escape-aware boundaries.
+        """
         text = value if isinstance(value, str) else dumps(value)
-        rendered = self.text(text, content)
-        if not self.keeps_structure:
-            return rendered
-        stripped = rendered.lstrip()
-        if stripped[:1] in ("{", "["):
-            try:
-                parsed = json.loads(rendered)
-            except ValueError:
-                return rendered  # redaction split a JSON token, or it never was JSON: keep the (safe) text
-            if isinstance(parsed, (dict, list)):
-                return parsed
-        return rendered
+        structure = _json_structure(text)
+        if structure is None:
+            return self.text(text, content)
+        if content:
+            self.chars += len(text)
+        if self.mode is RedactionMode.REDACTED:
+            return _walk(structure, lambda leaf: self._redact_leaf(leaf, content))
+        if content and self.scan:
+            _walk(structure, self._scan_leaf)
+        return self._unredacted(structure, text)
+
+    def _unredacted(self, value: Any, text: str) -> Any:
+        """What the modes that do not redact export: ``full`` the value, ``hashed`` the digest of its text,
+        ``metadata`` nothing."""
+        if self.mode is RedactionMode.FULL:
+            return value
+        if self.mode is RedactionMode.HASHED:
+            assert self._key is not None
+            return digest(self._key, text)
+        return ""
+
+    def _redact_leaf(self, leaf: str, content: bool) -> str:
+        assert self._detector is not None
+        redacted, findings = self._detector.redact(leaf)
+        if content and self.scan:
+            self.findings.extend(findings)
+        return redacted
+
+    def _scan_leaf(self, leaf: str) -> str:
+        assert self._detector is not None
+        self.findings.extend(self._detector.scan(leaf))
+        return leaf
 
     def uri(self, value: str) -> str:
         """A non-``data:`` URL: kept in ``full``; query-less and redacted in ``redacted``; digested in ``hashed``."""
@@ -171,6 +180,46 @@ class ModePolicy:
         return ""
 
 
+# Deeper than this, a value is scanned as one JSON text (with escape-aware boundaries) instead of walked.
+_MAX_WALK_DEPTH: Final = 128
+
+
+def _json_structure(text: str) -> Any:
+    """``text`` parsed when it is a JSON object or array of walkable depth, else None."""
+    stripped = text.lstrip()
+    if stripped[:1] not in ("{", "["):
+        return None
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(parsed, (dict, list)) or _deeper_than(parsed, _MAX_WALK_DEPTH):
+        return None
+    return parsed
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth >= limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _walk(value: Any, leaf: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with every string, object keys included, replaced by ``leaf(string)``."""
+    if isinstance(value, str):
+        return leaf(value)
+    if isinstance(value, dict):
+        return {leaf(key): _walk(item, leaf) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_walk(item, leaf) for item in value]
+    return value
+
+
 def render_error_message(
     message: str,
     mode: RedactionMode,
@@ -179,27 +228,78 @@ def render_error_message(
     cap: int,
     detector: Detector | None,
     key: bytes | None,
+    credentials: Sequence[str] = (),
 ) -> str | None:
     """The exportable form of an error message, or None when the mode exports none.
 
-    Error messages often echo the request (a provider quoting the prompt, a validation error printing a value),
-    so they follow the content mode: ``full`` verbatim, ``redacted`` through the detector, ``hashed`` as a digest
-    (which still groups identical errors), ``metadata`` omitted (``error.type`` and ``leanllm.error.kind`` remain).
-    A ``full`` mode whose content capture is off (no content was asked for) is treated as ``redacted``. The result
-    is capped at ``cap`` characters.
+    Error messages often echo the request (a provider quoting the prompt, a gateway printing the URL and headers
+    it got, a validation error printing a value), so they follow the content mode: ``full`` verbatim,
+    ``redacted`` through the detector, ``hashed`` as a digest (which still groups identical errors), ``metadata``
+    omitted (``error.type`` and ``leanllm.error.kind`` remain). A ``full`` mode whose content capture is off (no
+    content was asked for) is treated as ``redacted``. In every mode the call's ``credentials`` (each spelling)
+    and the user-info and query string of any URL are cut out first.
+
+    The result is at most ``cap`` characters, and never holds a fragment the detectors did not see whole: a
+    message up to ``2 * cap + 4096`` characters is scanned whole; of a longer one only that head is scanned and
+    nothing past its last 4096 characters is exported (a secret straddling the scan's end sits in that margin).
     """
     if mode is RedactionMode.METADATA:
         return None
     if mode is RedactionMode.HASHED:
         if key is None:
             raise ValueError("the hashed mode needs a key")
-        return digest(key, message)
-    if mode is RedactionMode.REDACTED or not capture:
-        if detector is None:
-            raise ValueError("a detector is needed to redact")
-        # Only the head survives the cap; redact a generous margin past it (a secret straddling the margin is cut
-        # away with it), so a megabyte-long message costs no more than a short one.
-        message = detector.redact(message[: 2 * cap + _REDACT_MARGIN])[0]
-    if len(message) > cap:
-        message = message[: max(0, cap - 15)] + "...[truncated]"
-    return message
+        return digest(key, scrub(message, credentials))
+    redacting = mode is RedactionMode.REDACTED or not capture
+    if redacting and detector is None:
+        raise ValueError("a detector is needed to redact")
+    bound = 2 * cap + _REDACT_MARGIN
+    whole = len(message) <= bound
+    window = sanitize(message if whole else message[:bound])
+    spans = [(start, end, REDACTED) for start, end in merge(secret_spans(window, credentials))]
+    if redacting:
+        assert detector is not None
+        spans.extend((f.start, f.end, marker_for(f)) for f in detector.scan(window) if f.category != INJECTION)
+    return splice(window, spans, safe_end=len(window) if whole else len(window) - _REDACT_MARGIN, cap=cap)
+
+
+_TRUNCATED: Final = "...[truncated]"
+
+
+def splice(text: str, spans: Sequence[tuple[int, int, str]], *, safe_end: int, cap: int) -> str:
+    """``text[:safe_end]`` with each span replaced by its marker (overlapping spans become one, the first marker),
+    in at most ``cap`` characters, ending with ``...[truncated]`` when anything was left out.
+
+    A span that starts before ``safe_end`` is replaced whole even when it reaches past it, and a cut never falls
+    inside a marker: only text the detectors saw whole, and judged clean, is ever cut.
+    """
+    merged: list[tuple[int, int, str]] = []
+    for start, end, marker in sorted(spans, key=lambda span: span[0]):
+        if merged and start < merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end, merged[-1][2])
+        else:
+            merged.append((start, end, marker))
+    pieces: list[tuple[str, bool]] = []  # (text, is a marker)
+    pos = 0
+    for start, end, marker in merged:
+        if start >= safe_end:
+            break
+        if start > pos:
+            pieces.append((text[pos:start], False))
+        pieces.append((marker, True))
+        pos = max(pos, end)
+    if pos < safe_end:
+        pieces.append((text[pos:safe_end], False))
+    if safe_end >= len(text) and sum(len(piece) for piece, _ in pieces) <= cap:
+        return "".join(piece for piece, _ in pieces)
+    budget = max(0, cap - len(_TRUNCATED))
+    out: list[str] = []
+    size = 0
+    for piece, is_marker in pieces:
+        if size + len(piece) > budget:
+            if not is_marker:
+                out.append(piece[: budget - size])
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out) + _TRUNCATED

@@ -12,11 +12,12 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, Status
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.processing.record import CallRecord
+from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
 from leanllm_otel.settings import TelemetrySettings
 
 
@@ -63,10 +64,12 @@ def copy_span(
     context: SpanContext | None = None,
     attributes: Mapping[str, Any] | None = None,
     events: Sequence[Event] | None = None,
+    name: str | None = None,
+    status: Status | None = None,
 ) -> ReadableSpan:
     """A plain ``ReadableSpan`` equal to ``span`` except for what is given."""
     return ReadableSpan(
-        name=span.name,
+        name=name if name is not None else span.name,
         context=context if context is not None else span.context,
         parent=span.parent,
         resource=span.resource,
@@ -74,11 +77,68 @@ def copy_span(
         events=events if events is not None else span.events,
         links=span.links,
         kind=span.kind,
-        status=span.status,
+        status=status if status is not None else span.status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+# Written by the content renderer, which only ever produces encodable text (``parts.dumps``, ``sanitize``).
+_RENDERED_CLEAN = frozenset({
+    sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_TOOL_DEFINITIONS,
+    sc.LEANLLM_TOOL_CALLS, sc.LEANLLM_ERROR_MESSAGE,
+})  # fmt: skip
+
+
+def _encodable(text: str) -> bool:
+    return text.isascii() or repair_text(text) is None
+
+
+def _clean(attributes: Mapping[str, Any]) -> bool:
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            if not value.isascii() and key not in _RENDERED_CLEAN and not _encodable(value):
+                return False
+        elif (kind is tuple or kind is list) and not all(type(item) is not str or _encodable(item) for item in value):
+            return False
+        if not key.isascii() and not _encodable(key):
+            return False
+    return True
+
+
+def repaired_span(span: ReadableSpan) -> ReadableSpan:
+    """``span``, or a copy whose strings no export format could carry (lone surrogates) are repaired; an LLM span
+    then counts the repaired values under ``REPAIRED_VALUE`` in its findings. Nothing is dropped for a character."""
+    description = span.status.description
+    if (
+        _clean(span.attributes or {})
+        and _encodable(span.name)
+        and (description is None or _encodable(description))
+        and all(_clean(event.attributes or {}) for event in span.events)
+    ):
+        return span
+    name, name_count = repair(span.name)
+    attributes, count = repair(dict(span.attributes or {}))
+    events = list(span.events)
+    for index, event in enumerate(events):
+        event_attributes, event_count = repair(dict(event.attributes or {}))
+        if event_count:
+            events[index] = Event(event.name, event_attributes, event.timestamp)
+            count += event_count
+    description, description_count = repair(description)
+    if not (count or name_count or description_count):
+        return span
+    if sc.LEANLLM_REQUEST_ID in attributes:
+        total = count + name_count + description_count
+        attributes[sc.LEANLLM_SECURITY_FINDINGS] = with_repair_finding(
+            attributes.get(sc.LEANLLM_SECURITY_FINDINGS, "{}"), total
+        )
+        types = set(attributes.get(sc.LEANLLM_SECURITY_FINDING_TYPES) or ())
+        attributes[sc.LEANLLM_SECURITY_FINDING_TYPES] = sorted({*types, FINDING_REPAIRED_VALUE})
+    status = Status(span.status.status_code, description) if description_count else None
+    return copy_span(span, attributes=attributes, events=events, name=name, status=status)
 
 
 def _with_exception_message(events: Sequence[Event], message: str) -> list[Event]:
@@ -120,9 +180,15 @@ class ContentRenderingExporter(SpanExporter):
     def __init__(self, exporter: SpanExporter, renderer: Renderer) -> None:
         self.exporter = exporter
         self.renderer = renderer
+        # The store and service exporters repair what their formats cannot carry themselves, only when a write
+        # fails (``repairs_values``); any other exporter (OTLP, the application's own) gets spans every format can
+        # carry, checked here (a few microseconds a span, next to its protobuf encoding).
+        self._repair = not getattr(exporter, "repairs_values", False)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         rendered = [self.renderer.render(span) for span in spans]
+        if self._repair:
+            rendered = [repaired_span(span) for span in rendered]
         return self.exporter.export(rendered)
 
     def shutdown(self, *args: Any, **kwargs: Any) -> None:
