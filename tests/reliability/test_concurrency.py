@@ -30,7 +30,7 @@ def pipeline() -> Iterator[tuple[leanllm_otel.Pipeline, CollectingExporter, Trac
         exporters=[exporter],
         otlp=False,
         enable_persistence=False,
-        queue_max_size=50_000,
+        queue_max_size=100_000,  # every span of the run fits: the test is about cross-over, not export speed
         batch_size=2048,
         flush_interval_ms=50,
     )
