@@ -13,7 +13,7 @@ for (two per percentile), interpolated here with the same arithmetic. SQL lives 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,9 +140,8 @@ class _Sums:
 
     def stats(self, key: str) -> GroupStats:
         return GroupStats(
-            key=key, calls=int(self.calls), errors=int(self.errors), input_tokens=int(self.input_tokens),
-            output_tokens=int(self.output_tokens), total_tokens=int(self.total_tokens),
-            cost=round(float(self.cost), 10),
+            key, self.calls, self.errors, self.input_tokens, self.output_tokens, self.total_tokens,
+            round(self.cost, 10),
         )  # fmt: skip
 
 
@@ -150,7 +149,8 @@ class _Sums:
 _Groups = dict[Any, tuple[GroupStats, _Sums]]
 
 
-def _groups(pairs: Iterable[tuple[Any, _Sums]], name: Any = str) -> _Groups:
+def _groups(pairs: Iterable[tuple[Any, _Sums]], name: Callable[[Any], str] = str) -> _Groups:
+    """The sums of each key added up (several rows may share one), with the group's stats named ``name(key)``."""
     merged: dict[Any, _Sums] = {}
     for key, found in pairs:
         merged[key] = merged[key].add(found) if key in merged else dataclasses.replace(found)
@@ -224,8 +224,7 @@ async def compute_stats(
     rows = [(row, _Sums.of(row)) for row in await reader.rows(sql.sums(keys, reader.conditions))]
     if not rows:
         return StoreStats(total=GroupStats("all"), by_model=[], by_label=[])
-    total = _groups(("", sums) for _, sums in rows)
-    total[""][0].key = "all"
+    total = _groups((("", sums) for _, sums in rows), name=lambda _: "all")
     models = _groups((row.k0, sums) for row, sums in rows)
     labels = _groups(
         (row.k0, _Sums.of(row)) for row in await reader.rows(sql.label_sums(reader.dialect, reader.conditions))
@@ -244,8 +243,8 @@ async def compute_stats(
 async def _timeline(
     reader: _Reader, rows: Sequence[tuple[Any, _Sums]], start: datetime, size: timedelta, count: int
 ) -> Timeline:
-    # Indexes outside 0..count-1 are rows written after the extent was read: left out.
-    found = _groups(((int(row.k1), sums) for row, sums in rows if 0 <= int(row.k1) < count), name=lambda i: "")
+    # Rows written after the extent was read may fall outside 0..count-1: left out.
+    found = _groups(((int(row.k1), sums) for row, sums in rows if 0 <= int(row.k1) < count), name=lambda _: "")
     await reader.percentiles(sql.Grouping(sql.bucket_key(reader.dialect, start, size)), found)
     buckets = []
     for i in range(count):

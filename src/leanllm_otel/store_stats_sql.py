@@ -83,8 +83,10 @@ def label_grouping(dialect: str) -> Grouping:
 def bucket_key(dialect: str, start: datetime, size: timedelta) -> ColumnElement[int]:
     """The index of an event's time bucket from whole seconds since the epoch (bucket bounds are whole seconds,
     so dropping the fraction never moves an event across one)."""
-    if dialect == "sqlite":  # naive UTC text
-        seconds: ColumnElement[int] = cast(func.strftime("%s", _c.timestamp), Integer)
+    if dialect == "sqlite":
+        # Naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': cut the fraction off first, since SQLite's date functions
+        # round it to milliseconds (10:59:59.9999 would count as 11:00:00).
+        seconds: ColumnElement[int] = cast(func.strftime("%s", func.substr(_c.timestamp, 1, 19)), Integer)
     else:
         seconds = cast(func.floor(extract("epoch", _c.timestamp)), BigInteger)
     return (seconds - int((start - EPOCH).total_seconds())) // int(size.total_seconds())
