@@ -136,3 +136,14 @@ def fast_config(database_url: str, **overrides: Any) -> LeanLLMConfig:
     }
     values.update(overrides)
     return LeanLLMConfig(**values)
+
+
+def write_events(database_url: str, events: list[LLMEvent], recorded_at: datetime) -> None:
+    """Store ``events`` through the real SQL exporter, all recorded at ``recorded_at``."""
+    from leanllm_otel.exporters.sql import SQLSpanExporter
+
+    exporter = SQLSpanExporter(config=fast_config(database_url))
+    try:
+        exporter.write_rows([SQLSpanExporter.event_to_row(e, recorded_at) for e in events])
+    finally:
+        exporter.shutdown()

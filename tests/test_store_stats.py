@@ -18,10 +18,9 @@ import pytest
 
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter
-from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import EventStore, GroupStats, StoreStats
 from leanllm_otel.store_stats import bucket_size, floor_time
-from sql_helpers import fast_config
+from sql_helpers import write_events
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-haiku", "")
@@ -69,18 +68,10 @@ def _events(count: int = 400) -> list[LLMEvent]:
     return found
 
 
-def _write(url: str, events: list[LLMEvent]) -> None:
-    exporter = SQLSpanExporter(config=fast_config(url))
-    try:
-        exporter.write_rows([SQLSpanExporter.event_to_row(e, NOW) for e in events])
-    finally:
-        exporter.shutdown()
-
-
 @pytest.fixture
 def store(db_url: str) -> tuple[str, list[LLMEvent]]:
     events = _events()
-    _write(db_url, events)
+    write_events(db_url, events, NOW)
     return db_url, events
 
 
@@ -221,7 +212,7 @@ def test_one_event_and_ties(db_url: str) -> None:
         LLMEvent(event_id=f"tie-{i}", timestamp=NOW - timedelta(seconds=i), model="t", latency_ms=10.0 * (i // 3))
         for i in range(7)
     ]
-    _write(db_url, [single, *ties])
+    write_events(db_url, [single, *ties], NOW)
     with EventStore(db_url) as db:
         got = db.stats(timeline=True)
     models = {g.key: g for g in got.by_model}

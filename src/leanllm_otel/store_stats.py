@@ -110,39 +110,34 @@ def floor_time(value: datetime, size: timedelta) -> datetime:
 
 @dataclass
 class _Sums:
-    """One group's additive sums as read (several rows of one group add up)."""
+    """One group's sums as read (several rows of one group add up): the additive fields of ``group``, how many
+    latency and TTFT values there are, the first and last start time."""
 
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cost: float = 0.0
-    n_latency_ms: int = 0
-    n_time_to_first_token_ms: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
+    group: GroupStats
+    n_latency_ms: int
+    n_time_to_first_token_ms: int
+    first: datetime
+    last: datetime
 
     @classmethod
     def of(cls, row: Any) -> _Sums:
         m = row._mapping  # PostgreSQL sums integers as numeric: every count back to int
-        counts = {name: int(m[name] or 0) for name in sql.SUM_COLUMNS[:-2] if name != "cost"}
-        return cls(**counts, cost=float(m["cost"] or 0.0), first=m["first"], last=m["last"])
+        counts = {name: int(m[name] or 0) for name in sql.ADDITIVE if name != "cost"}
+        return cls(
+            GroupStats("", **counts, cost=float(m["cost"] or 0.0)),
+            int(m["n_latency_ms"]), int(m["n_time_to_first_token_ms"]), m["first"], m["last"],
+        )  # fmt: skip
 
     def add(self, other: _Sums) -> _Sums:
-        for name in sql.SUM_COLUMNS[:-2]:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        if other.first is not None and (self.first is None or other.first < self.first):
-            self.first = other.first
-        if other.last is not None and (self.last is None or other.last > self.last):
-            self.last = other.last
+        for name in sql.ADDITIVE:
+            setattr(self.group, name, getattr(self.group, name) + getattr(other.group, name))
+        self.n_latency_ms += other.n_latency_ms
+        self.n_time_to_first_token_ms += other.n_time_to_first_token_ms
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         return self
 
     def stats(self, key: str) -> GroupStats:
-        return GroupStats(
-            key, self.calls, self.errors, self.input_tokens, self.output_tokens, self.total_tokens,
-            round(self.cost, 10),
-        )  # fmt: skip
+        return dataclasses.replace(self.group, key=key, cost=round(self.group.cost, 10))
 
 
 # {group key as the database returns it: (the group's stats, its sums)}
@@ -153,7 +148,11 @@ def _groups(pairs: Iterable[tuple[Any, _Sums]], name: Callable[[Any], str] = str
     """The sums of each key added up (several rows may share one), with the group's stats named ``name(key)``."""
     merged: dict[Any, _Sums] = {}
     for key, found in pairs:
-        merged[key] = merged[key].add(found) if key in merged else dataclasses.replace(found)
+        merged[key] = (
+            merged[key].add(found)
+            if key in merged
+            else dataclasses.replace(found, group=dataclasses.replace(found.group))
+        )
     return {key: (found.stats(name(key)), found) for key, found in merged.items()}
 
 

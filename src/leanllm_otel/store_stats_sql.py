@@ -45,11 +45,10 @@ PERCENTILES = (
     ("latency_ms", (0.5, 0.95), ("latency_p50_ms", "latency_p95_ms")),
     ("time_to_first_token_ms", (0.5,), ("ttft_p50_ms",)),
 )
-# The columns of a sums row (besides its keys): additive, except first/last (min/max of the start time).
-SUM_COLUMNS = (
-    "calls", "errors", "input_tokens", "output_tokens", "total_tokens", "cost", "n_latency_ms",
-    "n_time_to_first_token_ms", "first", "last",
-)  # fmt: skip
+# The columns of a sums row (besides its keys): the additive GroupStats fields, the number of latency and TTFT values,
+# and first/last (min/max of the start time).
+ADDITIVE = ("calls", "errors", "input_tokens", "output_tokens", "total_tokens", "cost")
+SUM_COLUMNS = (*ADDITIVE, "n_latency_ms", "n_time_to_first_token_ms", "first", "last")
 # The planner guesses 100 rows per jsonb_each_text call, and JIT-compiling for those millions of imagined rows
 # takes longer than the query itself (seconds): off for the statistics transaction only.
 POSTGRES_NO_JIT: TextClause = text(
