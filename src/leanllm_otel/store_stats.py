@@ -1,8 +1,9 @@
 """The store's aggregates, computed by the database: calls, errors, tokens, cost, latency p50/p95 and TTFT p50,
 overall, per model, per label (``name=value``) and per time bucket (:func:`compute_stats`).
 
-Only aggregated rows reach Python. Sums come from one ``GROUP BY`` per model (and time bucket, for a timeline),
-rolled up into the total and the timeline here, and one per label. Percentiles interpolate linearly between the
+Only aggregated rows reach Python. The first and last start time come from the timestamp index; sums from one
+``GROUP BY`` per model (and time bucket, for a timeline), rolled up into the total and the timeline here, and one
+per label. Percentiles interpolate linearly between the
 two closest ranks (``v[lo] + (v[lo + 1] - v[lo]) * frac`` at position ``(n - 1) * q``, PostgreSQL's
 ``percentile_cont``): PostgreSQL computes them with ``percentile_cont``; SQLite, which has no such function,
 numbers each group's values with ``row_number()`` and returns only the rows at the ranks the group's count calls
@@ -110,14 +111,12 @@ def floor_time(value: datetime, size: timedelta) -> datetime:
 
 @dataclass
 class _Sums:
-    """One group's sums as read (several rows of one group add up): the additive fields of ``group``, how many
-    latency and TTFT values there are, the first and last start time."""
+    """One group's sums as read (several rows of one group add up): the additive fields of ``group``, and how many
+    latency and TTFT values there are."""
 
     group: GroupStats
     n_latency_ms: int
     n_time_to_first_token_ms: int
-    first: datetime
-    last: datetime
 
     @classmethod
     def of(cls, row: Any) -> _Sums:
@@ -125,7 +124,7 @@ class _Sums:
         counts = {name: int(m[name] or 0) for name in sql.ADDITIVE if name != "cost"}
         return cls(
             GroupStats("", **counts, cost=float(m["cost"] or 0.0)),
-            int(m["n_latency_ms"]), int(m["n_time_to_first_token_ms"]), m["first"], m["last"],
+            int(m["n_latency_ms"]), int(m["n_time_to_first_token_ms"]),
         )  # fmt: skip
 
     def add(self, other: _Sums) -> _Sums:
@@ -133,7 +132,6 @@ class _Sums:
             setattr(self.group, name, getattr(self.group, name) + getattr(other.group, name))
         self.n_latency_ms += other.n_latency_ms
         self.n_time_to_first_token_ms += other.n_time_to_first_token_ms
-        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
         return self
 
     def stats(self, key: str) -> GroupStats:
@@ -211,18 +209,18 @@ async def compute_stats(
     reader = _Reader(connection, event_filter.conditions(features))
     if reader.dialect == "postgresql":
         await connection.execute(sql.POSTGRES_NO_JIT)
+    extent = (await reader.rows(sql.extent(reader.conditions)))[0]
+    first, last = extent.first, extent.last
+    if first is None:
+        return StoreStats(total=GroupStats("all"), by_model=[], by_label=[])
     keys: list[ColumnElement[Any]] = [sql.model_key()]
     span: tuple[datetime, timedelta, int] | None = None
     if timeline:
-        extent = (await reader.rows(sql.extent(reader.conditions)))[0]
-        if extent.first is not None:
-            size = bucket_size(extent.first, extent.last)
-            start = floor_time(extent.first, size)
-            span = (start, size, int((extent.last - start) // size) + 1)
-            keys.append(sql.bucket_key(reader.dialect, start, size))
+        size = bucket_size(first, last)
+        start = floor_time(first, size)
+        span = (start, size, int((last - start) // size) + 1)
+        keys.append(sql.bucket_key(reader.dialect, start, size))
     rows = [(row, _Sums.of(row)) for row in await reader.rows(sql.sums(keys, reader.conditions))]
-    if not rows:
-        return StoreStats(total=GroupStats("all"), by_model=[], by_label=[])
     total = _groups((("", sums) for _, sums in rows), name=lambda _: "all")
     models = _groups((row.k0, sums) for row, sums in rows)
     labels = _groups(
@@ -232,8 +230,8 @@ async def compute_stats(
     if group_percentiles:
         await reader.percentiles(sql.Grouping(sql.model_key()), models)
         await reader.percentiles(sql.label_grouping(reader.dialect), labels)
-    sums = total[""][1]
-    stats = StoreStats(total[""][0], _ordered(models), _ordered(labels), first=sums.first, last=sums.last)
+    everything = total[""][0] if total else GroupStats("all")  # empty only if the rows were deleted meanwhile
+    stats = StoreStats(everything, _ordered(models), _ordered(labels), first, last)
     if span is not None:
         stats.timeline = await _timeline(reader, rows, *span)
     return stats

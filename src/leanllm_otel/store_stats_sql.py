@@ -45,10 +45,10 @@ PERCENTILES = (
     ("latency_ms", (0.5, 0.95), ("latency_p50_ms", "latency_p95_ms")),
     ("time_to_first_token_ms", (0.5,), ("ttft_p50_ms",)),
 )
-# The columns of a sums row (besides its keys): the additive GroupStats fields, the number of latency and TTFT values,
-# and first/last (min/max of the start time).
+# The columns of a sums row (besides its keys): the additive GroupStats fields, then the number of latency and TTFT
+# values (no min/max of the start time: the extent has it, and the text timestamps would make every sort wider).
 ADDITIVE = ("calls", "errors", "input_tokens", "output_tokens", "total_tokens", "cost")
-SUM_COLUMNS = (*ADDITIVE, "n_latency_ms", "n_time_to_first_token_ms", "first", "last")
+SUM_COLUMNS = (*ADDITIVE, "n_latency_ms", "n_time_to_first_token_ms")
 # The planner guesses 100 rows per jsonb_each_text call, and JIT-compiling for those millions of imagined rows
 # takes longer than the query itself (seconds): off for the statistics transaction only.
 POSTGRES_NO_JIT: TextClause = text(
@@ -100,14 +100,14 @@ def _event_sums() -> list[Any]:
     parts = (
         func.count(), func.sum(case((_c.status == "error", 1), else_=0)), func.sum(_c.input_tokens),
         func.sum(_c.output_tokens), func.sum(tokens), func.sum(_c.cost), func.count(_c.latency_ms),
-        func.count(_c.time_to_first_token_ms), func.min(_c.timestamp), func.max(_c.timestamp),
+        func.count(_c.time_to_first_token_ms),
     )  # fmt: skip
     return [expression.label(name) for name, expression in zip(SUM_COLUMNS, parts, strict=True)]
 
 
 def extent(conditions: Sequence[ColumnElement[bool]]) -> Select[Any]:
-    """The first and last start time of the matching events (two subqueries: each alone can walk the timestamp
-    index from one end)."""
+    """The first and last start time of the matching events, None when none match (two subqueries: each alone
+    can walk the timestamp index from its end and stop at the first match)."""
     first = _where(select(func.min(_c.timestamp)), conditions).scalar_subquery()
     last = _where(select(func.max(_c.timestamp)), conditions).scalar_subquery()
     return select(first.label("first"), last.label("last"))
@@ -127,12 +127,7 @@ def label_sums(dialect: str, conditions: Sequence[ColumnElement[bool]]) -> Selec
     pairs = _label_pairs(dialect, grouped.c.labels)
     key = (pairs.c.key + "=" + pairs.c.value).label("k0")
     g = grouped.c
-    rolled = [
-        (func.min(g[name]) if name == "first" else func.max(g[name]) if name == "last" else func.sum(g[name])).label(
-            name
-        )
-        for name in SUM_COLUMNS
-    ]
+    rolled = [func.sum(g[name]).label(name) for name in SUM_COLUMNS]
     return select(key, *rolled).select_from(grouped.join(pairs, true())).group_by(key)
 
 
@@ -162,12 +157,15 @@ def sqlite_ranked(
     ``(group key, rank)``) in its group's ascending order. One pass numbers every group's values; only the
     targeted rows come back."""
     value = _c[name]
-    numbered = func.row_number().over(partition_by=grouping.key, order_by=value) - 1
-    ranked = _grouped(grouping, [numbered.label("r"), value.label("v")], [*conditions, value.is_not(None)])
-    ranked_rows = ranked.subquery("ranked")
+    # The key computed once per row in a subquery: named in both the select list and PARTITION BY, SQLite would
+    # evaluate it again for each (nearly doubling the pass over a computed key such as the time bucket).
+    source = _grouped(grouping, [value.label("v")], [*conditions, value.is_not(None)]).subquery("source")
+    partition = source.c.g if grouping.key is not None else None
+    numbered = func.row_number().over(partition_by=partition, order_by=source.c.v) - 1
+    ranked = select(source.c.g, source.c.v, numbered.label("r")).subquery("ranked")
     wanted = func.json_each(bindparam(f"ranks_{name}", json.dumps(list(targets)))).table_valued("value")
     pairs = select(func.json_extract(wanted.c.value, "$[0]"), func.json_extract(wanted.c.value, "$[1]"))
-    r = ranked_rows.c
+    r = ranked.c
     return select(r.g, r.r, r.v).where(tuple_(r.g, r.r).in_(pairs))
 
 

@@ -43,7 +43,7 @@ class OverviewWindow:
         return WINDOW_NAMES.get(self.name, "your From / Until")
 
 
-def overview_window(form: FilterForm, value: str | None, now: datetime | None = None) -> OverviewWindow:
+def overview_window(form: FilterForm, value: str | None) -> OverviewWindow:
     """The window ``value`` names (default :data:`DEFAULT_WINDOW`), applied to ``form.event_filter``.
 
     An explicit From (``since``) wins over the window. A bad value is reported in ``form.errors``.
@@ -58,7 +58,7 @@ def overview_window(form: FilterForm, value: str | None, now: datetime | None = 
     length = WINDOWS[chosen]
     if length is None:
         return OverviewWindow(chosen, None, event_filter.until)
-    end = event_filter.until or now or datetime.now(timezone.utc)
+    end = event_filter.until or datetime.now(timezone.utc)
     window = OverviewWindow(chosen, end - length, event_filter.until)
     form.event_filter = dataclasses.replace(event_filter, since=window.since)
     return window
