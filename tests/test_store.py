@@ -27,41 +27,16 @@ def write(url: str, events: list[LLMEvent]) -> None:
 @pytest.fixture
 def seeded(db_url: str) -> Iterator[tuple[str, dict[str, LLMEvent]]]:
     events = {
-        "a": make_event(
-            now=NOW,
-            minutes_ago=50,
-            model="gpt-4o",
-            labels={"feature": "search"},
-            correlation_id="c1",
-            latency_ms=100,
-            ttft_ms=20,
-            cost=0.01,
-        ),
-        "b": make_event(
-            now=NOW,
-            minutes_ago=40,
-            model="gpt-4o",
-            labels={"feature": "search", "team": "x"},
-            correlation_id="c1",
-            latency_ms=200,
-            ttft_ms=40,
-            error=True,
-            cost=0.02,
-        ),
-        "c": make_event(now=NOW, minutes_ago=30, model="gpt-4o", labels={"feature": "chat"}, latency_ms=300, cost=0.03),
-        "d": make_event(
-            now=NOW,
-            minutes_ago=20,
-            model="claude-3",
-            labels={"feature": "chat"},
-            latency_ms=400,
-            cost=0.04,
-            input_tokens=100,
-            output_tokens=50,
-        ),
-        "e": make_event(
-            now=NOW, minutes_ago=10, model="claude-3", correlation_id="c2", latency_ms=500, error=True, cost=0.05
-        ),
+        "a": make_event(now=NOW, minutes_ago=50, model="gpt-4o", labels={"feature": "search"}, correlation_id="c1",
+                        latency_ms=100, ttft_ms=20, cost=0.01),
+        "b": make_event(now=NOW, minutes_ago=40, model="gpt-4o", labels={"feature": "search", "team": "x"},
+                        correlation_id="c1", latency_ms=200, ttft_ms=40, error=True, cost=0.02),
+        "c": make_event(now=NOW, minutes_ago=30, model="gpt-4o", labels={"feature": "chat"}, latency_ms=300,
+                        cost=0.03),
+        "d": make_event(now=NOW, minutes_ago=20, model="claude-3", labels={"feature": "chat"}, latency_ms=400,
+                        cost=0.04, input_tokens=100, output_tokens=50),
+        "e": make_event(now=NOW, minutes_ago=10, model="claude-3", correlation_id="c2", latency_ms=500, error=True,
+                        cost=0.05),
     }
     write(db_url, list(events.values()))
     yield db_url, events

@@ -57,7 +57,7 @@ def test_pages_walk_every_event_once_newest_first(client: httpx.Client) -> None:
     first = client.get("/")
     assert first.status_code == 200
     assert first.headers["content-security-policy"].startswith("default-src 'none'")
-    assert '<strong id="total">125</strong>' in first.text
+    assert "<strong id=\"total\">125</strong>" in first.text
     seen = _rows(first.text)
     assert len(seen) == 50 and seen[:2] == ["ev-child", "ev-parent"]
     assert _link(first.text, "prev") is None
@@ -93,17 +93,8 @@ def test_filters_narrow_the_list(client: httpx.Client, seeded: tuple[str, dict[s
     assert len(rows(limit="10")) == 10
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"limit": "0"},
-        {"since": "yesterday"},
-        {"min_cost": "-1"},
-        {"score": "a<cheap"},
-        {"before": "garbage"},
-        {"label": "novalue"},
-    ],
-)
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"since": "yesterday"}, {"min_cost": "-1"},
+                                    {"score": "a<cheap"}, {"before": "garbage"}, {"label": "novalue"}])
 def test_bad_filters_are_a_400_naming_the_field(client: httpx.Client, params: dict[str, str]) -> None:
     response = client.get("/", params=params)
     assert response.status_code == 400
@@ -116,19 +107,12 @@ def test_unknown_event_is_404(client: httpx.Client) -> None:
     assert response.status_code == 404 and "No event with id" in response.text
 
 
-def test_event_page_shows_the_call_and_escapes_stored_text(
-    client: httpx.Client, seeded: tuple[str, dict[str, str]]
-) -> None:
+def test_event_page_shows_the_call_and_escapes_stored_text(client: httpx.Client,
+                                                           seeded: tuple[str, dict[str, str]]) -> None:
     ids = seeded[1]
     page = client.get(f"/events/{ids['searchable']}").text
-    for expected in (
-        f"tell me about the {SEARCH_WORD} please",
-        "be brief",
-        "tool call lookup",
-        "[image · image/png",
-        "content: full",
-        "leanllm-otel replay ev-search --database-url sqlite:///",
-    ):
+    for expected in (f"tell me about the {SEARCH_WORD} please", "be brief", "tool call lookup", "[image · image/png",
+                     "content: full", "leanllm-otel replay ev-search --database-url sqlite:///"):
         assert expected in unescape(page), expected
     hostile = client.get(f"/events/{ids['hostile']}").text
     assert "<script>window.__pwned" not in hostile and "<img src=x" not in hostile
@@ -138,7 +122,7 @@ def test_event_page_shows_the_call_and_escapes_stored_text(
     child = client.get(f"/events/{ids['child']}").text
     assert f'href="/events/{ids["parent"]}"' in child  # lineage: the parent
     parent = client.get(f"/events/{ids['parent']}").text
-    assert f'href="/events/{ids["child"]}"' in parent and '<svg class="timeline"' in parent
+    assert f'href="/events/{ids["child"]}"' in parent and "<svg class=\"timeline\"" in parent
 
 
 def _csrf(page: str) -> str:
@@ -147,9 +131,8 @@ def _csrf(page: str) -> str:
     return match.group(1)
 
 
-def test_score_form_needs_its_csrf_token_and_same_origin(
-    client: httpx.Client, seeded: tuple[str, dict[str, str]]
-) -> None:
+def test_score_form_needs_its_csrf_token_and_same_origin(client: httpx.Client,
+                                                         seeded: tuple[str, dict[str, str]]) -> None:
     event_id = seeded[1]["searchable"]
     token = _csrf(client.get(f"/events/{event_id}").text)
     url = f"/events/{event_id}/scores"
@@ -215,29 +198,30 @@ def test_stats_page_draws_svg_charts(client: httpx.Client) -> None:
 KPI_REQUESTS = re.compile(r'<span class="k">Requests</span><span class="v">([\d,]+)</span>')
 
 
+def _overview(client: httpx.Client, **params: str) -> tuple[int, str]:
+    """The overview's request count (or the status when the page has none) and its text."""
+    response = client.get("/stats", params=params)
+    match = KPI_REQUESTS.search(response.text)
+    return (int(match.group(1).replace(",", "")) if match else response.status_code), unescape(response.text)
+
+
 def test_overview_window_is_bounded_by_default(sqlite_url: str) -> None:
     now = datetime.now(timezone.utc)
     seed(sqlite_url, count=5, now=now)  # 10 events in the last minute
     write_spans(sqlite_url, [make_llm_span(event_id="old", model="old-model", start=now - timedelta(days=3))])
-
-    def overview(**params: str) -> tuple[int, str]:
-        response = client.get("/stats", params=params)
-        match = KPI_REQUESTS.search(response.text)
-        return (int(match.group(1).replace(",", "")) if match else response.status_code), unescape(response.text)
-
     with UIServer(sqlite_url, port=0, emitter=None) as server, httpx.Client(base_url=server.url) as client:
-        calls, page = overview()
+        calls, page = _overview(client)
         assert calls == 10 and "old-model<title>" not in page  # not among the bars by model
         assert '<strong id="window">last 24 h</strong>' in page and 'aria-current="true">last 24 h</a>' in page
         listed = re.search(r'<a href="(/\?[^"]*)">List these events</a>', page)
         assert listed is not None and "since=" in listed.group(1)  # the list shows the same events
-        assert _rows(client.get(listed.group(1)).text) and "old" not in _rows(client.get(listed.group(1)).text)
-        calls, page = overview(window="all")
+        assert "old" not in _rows(client.get(listed.group(1)).text) and _rows(client.get(listed.group(1)).text)
+        calls, page = _overview(client, window="all")
         assert calls == 11 and "old-model<title>" in page and '<strong id="window">all time</strong>' in page
-        assert overview(window="7d")[0] == 11 and overview(window="1h")[0] == 10
-        calls, page = overview(since="4d", window="1h")  # an explicit From wins over the window
+        assert _overview(client, window="7d")[0] == 11 and _overview(client, window="1h")[0] == 10
+        calls, page = _overview(client, since="4d", window="1h")  # an explicit From wins over the window
         assert calls == 11 and "your From / Until" in page
-        status, page = overview(window="1y")
+        status, page = _overview(client, window="1y")
         assert status == 400 and "window: expected one of 1h, 24h, 7d, 30d, all" in page
         events_page = unescape(client.get("/").text)
         assert 'href="/stats?window=all">Overview of these' in events_page  # the list covers all time
