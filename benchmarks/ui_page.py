@@ -5,7 +5,9 @@
 Seeds a store through the real SQL exporter (seven days of events, a tenth with content so the search index has
 text, a few models and labels, some errors), starts ``UIServer`` on loopback and times, with httpx, each page
 ``--repeat`` times: the first page, a page half-way down (keyset cursor), filters (model, label, errors, content
-search), one event with its lineage, and the overview (which reads every matching row). The baseline, measured in
+search), one event with its lineage, and the overview: over the last 24 hours (its default window, about 14,000 of
+the events), over all time, all time with a label filter; then ``EventStore.stats()`` over all time (what
+``leanllm-otel stats`` runs: every percentile per model and label) outside HTTP. The baseline, measured in
 the same run on the same store, is the bare query a page needs (``SELECT`` the row columns ``ORDER BY timestamp
 DESC LIMIT 50`` plus ``count(*)``) on a plain SQLAlchemy engine: the ratio says what templating, HTTP and the
 viewer's extra queries (count, scores, menus) add. Medians and p95 in milliseconds.
@@ -34,6 +36,7 @@ from ui_helpers import conversation  # noqa: E402
 from leanllm_otel.exporters import engine as db  # noqa: E402
 from leanllm_otel.exporters.schema import events  # noqa: E402
 from leanllm_otel.exporters.sql import SQLSpanExporter  # noqa: E402
+from leanllm_otel.store import EventStore  # noqa: E402
 from leanllm_otel.ui import UIServer  # noqa: E402
 
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-haiku", "claude-3-5-sonnet", "gemini-1.5-flash")
@@ -122,13 +125,19 @@ def measure(url: str, count: int, repeat: int) -> list[tuple[str, float, float]]
             "errors only": ("/", {"status": "error"}),
             "content search": ("/", {"q": "quokka"}),
             "one event (lineage, scores)": (f"/events/{event_id}", {}),
-            "overview (reads every row)": ("/stats", {}),
+            # "since" spells the default window so that the same page can be timed on versions without one.
+            "overview, last 24 h (default)": ("/stats", {"since": "24h"}),
+            "overview, all time": ("/stats", {"window": "all"}),
+            "overview, all time, label filter": ("/stats", {"window": "all", "label": "tenant=t7"}),
         }
         for name, (path, params) in pages.items():
             response = http.get(path, params=params)
             assert response.status_code == 200, (name, response.status_code)
             repeats = max(3, repeat // 5) if path == "/stats" else repeat
             rows.append((name, *_times(lambda p=path, q=params: http.get(p, params=q), repeats)))
+    with EventStore(url) as store:
+        store.stats()
+        rows.append(("EventStore.stats(), all time (CLI)", *_times(store.stats, max(3, repeat // 5))))
     return rows
 
 

@@ -13,6 +13,7 @@ from opentelemetry.trace import Status, StatusCode
 from leanllm_otel import semconv as sc
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import LLMEvent
+from leanllm_otel.exporters.sql import SQLSpanExporter
 
 _provider = TracerProvider()
 _tracer = _provider.get_tracer("leanllm-sql-tests")
@@ -136,3 +137,12 @@ def fast_config(database_url: str, **overrides: Any) -> LeanLLMConfig:
     }
     values.update(overrides)
     return LeanLLMConfig(**values)
+
+
+def write_events(database_url: str, events: list[LLMEvent], recorded_at: datetime) -> None:
+    """Store ``events`` through the real SQL exporter, all recorded at ``recorded_at``."""
+    exporter = SQLSpanExporter(config=fast_config(database_url))
+    try:
+        exporter.write_rows([SQLSpanExporter.event_to_row(e, recorded_at) for e in events])
+    finally:
+        exporter.shutdown()

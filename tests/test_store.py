@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from leanllm_otel.event import LLMEvent
-from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import AsyncEventStore, EventStore, StoreError
-from sql_helpers import fast_config, make_event
+from sql_helpers import make_event, write_events
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -22,11 +21,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 def write(url: str, events: list[LLMEvent]) -> None:
-    exporter = SQLSpanExporter(config=fast_config(url))
-    try:
-        exporter.write_rows([SQLSpanExporter.event_to_row(e, NOW) for e in events])
-    finally:
-        exporter.shutdown()
+    write_events(url, events, NOW)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,38 @@ def test_stats_page_draws_svg_charts(client: httpx.Client) -> None:
     page = client.get("/stats", params={"label": "feature=chat"}).text
     assert page.count('<svg class="chart') >= 5 and "Requests and errors" in page
     assert "claude-3-haiku" in page and "<script" not in page.replace('<script src="/static/live.js"', "")
+
+
+KPI_REQUESTS = re.compile(r'<span class="k">Requests</span><span class="v">([\d,]+)</span>')
+
+
+def _overview(client: httpx.Client, **params: str) -> tuple[int, str]:
+    """The overview's request count (or the status when the page has none) and its text."""
+    response = client.get("/stats", params=params)
+    match = KPI_REQUESTS.search(response.text)
+    return (int(match.group(1).replace(",", "")) if match else response.status_code), unescape(response.text)
+
+
+def test_overview_window_is_bounded_by_default(sqlite_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    seed(sqlite_url, count=5, now=now)  # 10 events in the last minute
+    write_spans(sqlite_url, [make_llm_span(event_id="old", model="old-model", start=now - timedelta(days=3))])
+    with UIServer(sqlite_url, port=0, emitter=None) as server, httpx.Client(base_url=server.url) as client:
+        calls, page = _overview(client)
+        assert calls == 10 and "old-model<title>" not in page  # not among the bars by model
+        assert '<strong id="window">last 24 h</strong>' in page and 'aria-current="true">last 24 h</a>' in page
+        listed = re.search(r'<a href="(/\?[^"]*)">List these events</a>', page)
+        assert listed is not None and "since=" in listed.group(1)  # the list shows the same events
+        assert "old" not in _rows(client.get(listed.group(1)).text) and _rows(client.get(listed.group(1)).text)
+        calls, page = _overview(client, window="all")
+        assert calls == 11 and "old-model<title>" in page and '<strong id="window">all time</strong>' in page
+        assert _overview(client, window="7d")[0] == 11 and _overview(client, window="1h")[0] == 10
+        calls, page = _overview(client, since="4d", window="1h")  # an explicit From wins over the window
+        assert calls == 11 and "your From / Until" in page
+        status, page = _overview(client, window="1y")
+        assert status == 400 and "window: expected one of 1h, 24h, 7d, 30d, all" in page
+        events_page = unescape(client.get("/").text)
+        assert 'href="/stats?window=all">Overview of these' in events_page  # the list covers all time
 
 
 def test_unknown_host_is_refused(client: httpx.Client) -> None:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,6 +30,7 @@ from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter, ScoreFilter, probe_features
 from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.schema import events
+from leanllm_otel.store_stats import GroupStats, StoreStats, Timeline, compute_stats
 
 __all__ = [
     "AsyncEventStore",
@@ -41,6 +40,7 @@ __all__ = [
     "ScoreFilter",
     "StoreError",
     "StoreStats",
+    "Timeline",
 ]
 
 T = TypeVar("T")
@@ -48,86 +48,6 @@ T = TypeVar("T")
 
 class StoreError(Exception):
     """The store could not answer: the message is one line, safe to show (no password)."""
-
-
-@dataclass
-class GroupStats:
-    """Aggregates for one group (a model, a ``label=value``, or everything)."""
-
-    key: str
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cost: float = 0.0
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    ttft_p50_ms: float | None = None
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.calls if self.calls else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "error_rate": self.error_rate}
-
-
-@dataclass
-class StoreStats:
-    """``stats()`` result: everything, then per model and per label (``name=value``), most calls first."""
-
-    total: GroupStats
-    by_model: list[GroupStats]
-    by_label: list[GroupStats]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total.to_dict(),
-            "by_model": [g.to_dict() for g in self.by_model],
-            "by_label": [g.to_dict() for g in self.by_label],
-        }
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile of sorted ``values`` (``q`` in 0..1)."""
-    if not values:
-        return None
-    position = (len(values) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (position - low)
-
-
-class _Accumulator:
-    def __init__(self, key: str) -> None:
-        self.stats = GroupStats(key)
-        self.latencies: list[float] = []
-        self.ttfts: list[float] = []
-
-    def add(self, row: Any) -> None:
-        s = self.stats
-        s.calls += 1
-        if row.status == "error":
-            s.errors += 1
-        s.input_tokens += row.input_tokens or 0
-        s.output_tokens += row.output_tokens or 0
-        total = row.total_tokens
-        s.total_tokens += total if total is not None else (row.input_tokens or 0) + (row.output_tokens or 0)
-        s.cost += row.cost or 0.0
-        if row.latency_ms is not None:
-            self.latencies.append(float(row.latency_ms))
-        if row.time_to_first_token_ms is not None:
-            self.ttfts.append(float(row.time_to_first_token_ms))
-
-    def finish(self) -> GroupStats:
-        self.latencies.sort()
-        self.ttfts.sort()
-        self.stats.latency_p50_ms = percentile(self.latencies, 0.5)
-        self.stats.latency_p95_ms = percentile(self.latencies, 0.95)
-        self.stats.ttft_p50_ms = percentile(self.ttfts, 0.5)
-        self.stats.cost = round(self.stats.cost, 10)
-        return self.stats
 
 
 def row_to_event(mapping: Mapping[Any, Any]) -> LLMEvent:
@@ -196,37 +116,9 @@ async def _recorded_since(
         return [(row.recorded_at, row_to_event(row._mapping)) for row in result]
 
 
-async def _stats(
-    engine: AsyncEngine, event_filter: EventFilter, row_hook: Callable[[Any], None] | None = None
-) -> StoreStats:
-    c = events.c
-    total = _Accumulator("all")
-    models: dict[str, _Accumulator] = {}
-    labels: dict[str, _Accumulator] = {}
+async def _stats(engine: AsyncEngine, event_filter: EventFilter, timeline: bool, group_percentiles: bool) -> StoreStats:
     async with engine.connect() as connection:
-        statement = await filtered(
-            connection,
-            select(
-                c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.total_tokens, c.cost, c.latency_ms,
-                c.time_to_first_token_ms, c.timestamp,
-            ),
-            event_filter,
-        )
-        result = await connection.stream(statement.execution_options(yield_per=2000))
-        async for row in result:
-            if row_hook is not None:
-                row_hook(row)
-            total.add(row)
-            model = row.model or "(unknown)"
-            (models.get(model) or models.setdefault(model, _Accumulator(model))).add(row)
-            for name, value in (row.labels or {}).items():
-                key = f"{name}={value}"
-                (labels.get(key) or labels.setdefault(key, _Accumulator(key))).add(row)
-
-    def ordered(groups: Iterable[_Accumulator]) -> list[GroupStats]:
-        return sorted((g.finish() for g in groups), key=lambda g: (-g.calls, g.key))
-
-    return StoreStats(total=total.finish(), by_model=ordered(models.values()), by_label=ordered(labels.values()))
+        return await compute_stats(connection, event_filter, timeline=timeline, group_percentiles=group_percentiles)
 
 
 def _make_filter(
@@ -332,14 +224,17 @@ class AsyncEventStore:
         until: datetime | None = None,
         errors_only: bool = False,
         event_filter: EventFilter | None = None,
-        row_hook: Callable[[Any], None] | None = None,
+        timeline: bool = False,
+        group_percentiles: bool = True,
     ) -> StoreStats:
-        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label.
+        """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label, computed
+        by the database (see :mod:`leanllm_otel.store_stats`).
 
-        ``row_hook`` sees every row read (``timestamp``, ``status``, ``latency_ms``, ...), for one-pass extras.
+        ``timeline``: per time bucket too (:class:`Timeline`). ``group_percentiles=False`` leaves the per-model
+        and per-label percentiles out (None), the costliest part, for callers that show only the sums.
         """
         event_filter = _make_filter(correlation_id, model, labels, since, until, errors_only, event_filter)
-        return await self._call(lambda e: _stats(e, event_filter, row_hook))
+        return await self._call(lambda e: _stats(e, event_filter, timeline, group_percentiles))
 
     async def recorded_since(
         self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000

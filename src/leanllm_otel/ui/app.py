@@ -37,7 +37,7 @@ from leanllm_otel.scores import parse_value
 from leanllm_otel.store import StoreError
 from leanllm_otel.ui import views
 from leanllm_otel.ui.forms import FilterForm, parse_filters
-from leanllm_otel.ui.overview import build_overview
+from leanllm_otel.ui.overview import WINDOW_NAMES, build_overview, overview_window
 from leanllm_otel.ui.queries import Cursor, ViewerQueries
 from leanllm_otel.ui.security import COOKIE_NAME, Guard
 
@@ -180,11 +180,13 @@ async def add_score(request: Request) -> Response:
 async def stats_page(request: Request) -> Response:
     viewer: Viewer = request.app.state.viewer
     form = _form(request)
+    window = overview_window(form, request.query_params.get("window"))
     choices = await viewer.queries.choices()
+    context: dict[str, Any] = {"form": form, "choices": choices, "window": window, "windows": WINDOW_NAMES}
     if form.errors:
-        return viewer.page(request, "stats.html", 400, form=form, overview=None, choices=choices)
-    stats, rows = await viewer.queries.overview(form.event_filter)
-    return viewer.page(request, "stats.html", form=form, overview=build_overview(stats, rows), choices=choices)
+        return viewer.page(request, "stats.html", 400, overview=None, **context)
+    stats = await viewer.queries.overview(form.event_filter)
+    return viewer.page(request, "stats.html", overview=build_overview(stats, window), **context)
 
 
 async def export_jsonl(request: Request) -> Response:

@@ -280,19 +280,10 @@ class ViewerQueries:
 
         return await self.store.run(query)
 
-    async def overview(
-        self, event_filter: EventFilter
-    ) -> tuple[StoreStats, list[tuple[datetime, str, float | None, float | None]]]:
-        """The store's stats and ``(timestamp, status, latency_ms, ttft_ms)`` of every matching event, oldest
-        first, in one pass over the rows."""
-        rows: list[tuple[datetime, str, float | None, float | None]] = []
-
-        def keep(row: Any) -> None:
-            rows.append((row.timestamp, row.status, row.latency_ms, row.time_to_first_token_ms))
-
-        stats = await self.store.stats(event_filter=event_filter, row_hook=keep)
-        rows.sort(key=lambda r: r[0])
-        return stats, rows
+    async def overview(self, event_filter: EventFilter) -> StoreStats:
+        """The store's aggregates of the matching events with their timeline, computed by the database (without
+        the per-model and per-label percentiles: the page charts only their tokens and cost)."""
+        return await self.store.stats(event_filter=event_filter, timeline=True, group_percentiles=False)
 
     async def export(self, event_filter: EventFilter, batch: int = 500) -> AsyncIterator[tuple[LLMEvent, list[Score]]]:
         """Every matching event in full with its scores, newest first, fetched by keyset batches (no transaction
