@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.instrumentation import litellm_compat
 
 # LiteLLM provider name -> gen_ai.provider.name well-known value.
 _PROVIDER_NAMES: dict[str, str] = {
@@ -63,12 +64,7 @@ def semconv_provider(litellm_provider: str | None) -> str | None:
 def resolve_model(model: str, custom_llm_provider: str | None, api_base: str | None) -> tuple[str, str | None]:
     """(model without LiteLLM's routing prefix, LiteLLM provider) — cached, LiteLLM's own resolution."""
     try:
-        import litellm
-
-        resolved, provider, _, _ = litellm.get_llm_provider(
-            model=model, custom_llm_provider=custom_llm_provider, api_base=api_base
-        )
-        return str(resolved), str(provider) if provider else None
+        return litellm_compat.resolve_provider(model, custom_llm_provider, api_base)
     except Exception:
         # Unknown to LiteLLM (the call will fail and say so); keep what the caller asked for.
         prefix, sep, rest = model.partition("/")
@@ -123,7 +119,8 @@ def request_attributes(operation: str, model: str, kwargs: Mapping[str, Any]) ->
     response_format = kwargs.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, Mapping) else None
-        attributes[sc.GEN_AI_OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema", None) else "text"
+        json_kinds = ("json_object", "json_schema", None)
+        attributes[sc.GEN_AI_OUTPUT_TYPE] = sc.OUTPUT_TYPE_JSON if kind in json_kinds else sc.OUTPUT_TYPE_TEXT
     messages = kwargs.get("messages")
     if isinstance(messages, Sequence):
         attributes[sc.LEANLLM_INPUT_MESSAGE_COUNT] = len(messages)
@@ -205,15 +202,19 @@ def response_attributes(response: Any) -> dict[str, Any]:
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     else:
         status = _get(response, "status")  # Responses API
+        if not isinstance(status, str):
+            status = _get(response, "stop_reason")  # Anthropic messages
         if isinstance(status, str):
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [status]
-    attributes.update(usage_attributes(_get(response, "usage")))
-    hidden = getattr(response, "_hidden_params", None)
-    if isinstance(hidden, Mapping):
-        cost = hidden.get("response_cost")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            attributes[sc.LEANLLM_COST_USD] = float(cost)
-        provider = semconv_provider(hidden.get("custom_llm_provider"))
-        if provider:
-            attributes[sc.GEN_AI_PROVIDER_NAME] = provider
+    usage = _get(response, "usage")
+    if usage is None:  # rerank: {"meta": {"tokens": {"input_tokens", "output_tokens"}}}
+        usage = _get(_get(response, "meta"), "tokens")
+    attributes.update(usage_attributes(usage))
+    hidden = litellm_compat.hidden_params(response)
+    cost = hidden.get("response_cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        attributes[sc.LEANLLM_COST_USD] = float(cost)
+    provider = semconv_provider(hidden.get("custom_llm_provider"))
+    if provider:
+        attributes[sc.GEN_AI_PROVIDER_NAME] = provider
     return attributes
