@@ -40,11 +40,11 @@ def _pins() -> dict[str, str]:
 
 PINS = _pins()
 OTEL_FLOOR = {
-    "opentelemetry-api": "opentelemetry-api==1.30.0",
-    "opentelemetry-sdk": "opentelemetry-sdk==1.30.0",
-    "opentelemetry-exporter-otlp": "opentelemetry-exporter-otlp==1.30.0",
-    "opentelemetry-instrumentation": "opentelemetry-instrumentation==0.51b0",
-    "opentelemetry-instrumentation-httpx": "opentelemetry-instrumentation-httpx==0.51b0",
+    "opentelemetry-api": "opentelemetry-api==1.40.0",
+    "opentelemetry-sdk": "opentelemetry-sdk==1.40.0",
+    "opentelemetry-exporter-otlp": "opentelemetry-exporter-otlp==1.40.0",
+    "opentelemetry-instrumentation": "opentelemetry-instrumentation==0.61b0",
+    "opentelemetry-instrumentation-httpx": "opentelemetry-instrumentation-httpx==0.61b0",
 }
 
 # The tests that exercise LiteLLM's and OpenTelemetry's internals (patch points, exception classes, stream wrapper,

@@ -23,7 +23,7 @@ import litellm
 from packaging.version import Version
 
 OPENAI_SDK = Version(importlib.metadata.version("openai"))
-NEW_OPENAI_MAPPING = OPENAI_SDK >= Version("3.38")
+NEW_OPENAI_MAPPING = Version("3.38") <= OPENAI_SDK
 
 CONTENT_POLICY_400: type[Exception] = litellm.BadRequestError if NEW_OPENAI_MAPPING else litellm.ContentPolicyViolationError
 FORBIDDEN_403: type[Exception] = litellm.APIError if NEW_OPENAI_MAPPING else litellm.BadRequestError
