@@ -3,15 +3,12 @@
 LiteLLM maps the OpenAI SDK's exceptions, so the answer depends on the OpenAI SDK as much as on LiteLLM. Found by
 running ``tests/test_errors.py`` on the version matrix (and on LiteLLM 1.108.7 with each OpenAI SDK release):
 
-==============================================  ================================  ==========================================
-error body                                      OpenAI SDK < 3.38                 OpenAI SDK >= 3.38
-                                                (LiteLLM 1.80.0 - 1.100.5 pin     (what LiteLLM 1.108.7 and 1.110.2 get by
-                                                ``openai<3``)                     default)
-==============================================  ================================  ==========================================
-400 ``code: content_policy_violation``          ``ContentPolicyViolationError``   ``BadRequestError``
-403                                             ``BadRequestError``               ``APIError`` carrying status 403
-==============================================  ================================  ==========================================
+- 400 with ``code: content_policy_violation``: ``ContentPolicyViolationError`` with OpenAI SDK < 3.38,
+  ``BadRequestError`` from 3.38 on;
+- 403: ``BadRequestError`` with OpenAI SDK < 3.38, ``APIError`` carrying status 403 from 3.38 on.
 
+LiteLLM 1.80.0 to 1.100.5 pin ``openai<3`` (the old mapping); LiteLLM 1.108.7 and 1.110.2 accept ``openai<4`` and
+get a 3.38+ SDK in a fresh install (the new mapping); LiteLLM 1.108.7 with the SDK held below 3.38 maps the old way.
 Every other status maps the same way on every version of the matrix.
 """
 
@@ -25,5 +22,7 @@ from packaging.version import Version
 OPENAI_SDK = Version(importlib.metadata.version("openai"))
 NEW_OPENAI_MAPPING = Version("3.38") <= OPENAI_SDK
 
-CONTENT_POLICY_400: type[Exception] = litellm.BadRequestError if NEW_OPENAI_MAPPING else litellm.ContentPolicyViolationError
+CONTENT_POLICY_400: type[Exception] = (
+    litellm.BadRequestError if NEW_OPENAI_MAPPING else litellm.ContentPolicyViolationError
+)
 FORBIDDEN_403: type[Exception] = litellm.APIError if NEW_OPENAI_MAPPING else litellm.BadRequestError
