@@ -1,19 +1,20 @@
-"""The version matrix: one virtualenv per cell, created by nox.
+"""The version matrix: one virtualenv per cell, created by nox (``nox`` comes with the ``test`` extra).
 
-    nox -l                                  # the cells
-    nox -s "compat(litellm-newest)"         # one cell (its tests, see TESTS below)
-    nox -s "compat(litellm-newest)" -- tests/test_errors.py -x   # one cell, tests of your choice
-    nox -t ci                               # the cells .ci/run runs (every cell but the pinned one)
+    nox -l                                       # the cells
+    nox -s "compat(litellm-newest)"              # one cell: install it, print its versions, run its tests
+    nox -s "compat(litellm-newest)" -- tests/test_errors.py -x   # one cell, the tests you name
+    nox -t ci                                    # what .ci/run runs: every cell but the pinned one
 
-The pinned cell is ``constraints.txt`` as it stands: ``.ci/run`` runs the full suite on it in ``.venv`` (the README's
-test command), so the matrix does not run it again; ``compat(pinned)`` exists to reproduce it in a nox venv. Every
-other cell changes one side (LiteLLM or OpenTelemetry) and runs the tests that touch LiteLLM's or OpenTelemetry's
-internals. Versions each cell resolved are printed before its tests run.
+The pinned cell is ``constraints.txt``: ``.ci/run`` runs the whole suite on it in ``.venv`` (the README's test
+command), so the matrix does not run it again (``compat(pinned)`` reproduces it in a nox venv). Every other cell
+moves one side (LiteLLM or OpenTelemetry) and runs ``TESTS``, the tests that touch LiteLLM's or OpenTelemetry's
+internals. The versions a cell resolved are printed before its tests.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,23 +24,27 @@ nox.options.default_venv_backend = "venv"
 nox.options.error_on_external_run = True
 
 ROOT = Path(__file__).resolve().parent
-# LiteLLM 1.82.7 and 1.82.8 are malicious releases: every LiteLLM requirement written here excludes them.
-NOT_MALICIOUS = "!=1.82.7,!=1.82.8"
+# LiteLLM 1.82.7 and 1.82.8 are malicious releases: every LiteLLM requirement here excludes them.
+LITELLM_ANY = "litellm>=1.80.0,!=1.82.7,!=1.82.8,<2"
+LITELLM_PROXY_ANY = "litellm[proxy]>=1.80.0,!=1.82.7,!=1.82.8,<2"
 
 
-def _pins() -> dict[str, str]:
-    """``constraints.txt`` as {project name: requirement}."""
-    pins: dict[str, str] = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
-            pins[name] = line
-    return pins
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
 
 
-PINS = _pins()
-OTEL_FLOOR = {
+PINS = {
+    _name(line): line
+    for line in (raw.split("#", 1)[0].strip() for raw in (ROOT / "constraints.txt").read_text().splitlines())
+    if line
+}
+# The `test` extra without its LiteLLM requirement: each cell says which LiteLLM it wants.
+TEST_TOOLS = [
+    r
+    for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    if _name(r) != "litellm"
+]
+OTEL_FLOOR = {  # the floors pyproject.toml claims (1.40: the SDK configurator's span_processors hook)
     "opentelemetry-api": "opentelemetry-api==1.40.0",
     "opentelemetry-sdk": "opentelemetry-sdk==1.40.0",
     "opentelemetry-exporter-otlp": "opentelemetry-exporter-otlp==1.40.0",
@@ -47,8 +52,8 @@ OTEL_FLOOR = {
     "opentelemetry-instrumentation-httpx": "opentelemetry-instrumentation-httpx==0.61b0",
 }
 
-# The tests that exercise LiteLLM's and OpenTelemetry's internals (patch points, exception classes, stream wrapper,
-# proxy hooks, response shapes, the SDK's batch processor and configurator): what every non-pinned cell runs.
+# What every non-pinned cell runs: the instrumentation (patch points, call paths, exception classes, stream
+# wrappers, response shapes), the proxy callback, the zero-code configurator and the SDK batch processor internals.
 TESTS = [
     "tests/test_compat.py",
     "tests/test_call_paths.py",
@@ -64,31 +69,39 @@ TESTS = [
     "tests/reliability/test_overflow.py",
     "tests/reliability/test_shutdown.py",
     "tests/reliability/test_hostile_content.py",
+    # a 1,000-call load test of the client facade (2 min): the pinned cell runs it
+    "--deselect=tests/test_client.py::test_five_hundred_tasks_keep_contexts_chains_and_ring_buffer",
 ]
+
+
+def _pinned_except(*names: str) -> tuple[str, ...]:
+    return tuple(v for k, v in PINS.items() if k not in names)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """What one cell installs on top of ``.[test]``, and which tests it runs (None: the whole suite)."""
+    """What a cell installs besides the package and the test tools, and which tests it runs (None: all)."""
 
     requirements: tuple[str, ...]
-    tests: list[str] | None = field(default_factory=lambda: TESTS)
+    tests: list[str] | None = field(default_factory=lambda: list(TESTS))
     ci: bool = True
 
 
 CELLS: dict[str, Cell] = {
-    # The oldest LiteLLM the `instruments` extra allows, next to the pinned OpenTelemetry.
-    "litellm-oldest": Cell(
-        ("litellm[proxy]==1.80.0", *(v for k, v in PINS.items() if k != "litellm")),
-    ),
-    # constraints.txt as it is (what .ci/run's .venv has): the whole suite.
+    # The oldest LiteLLM the `instruments` extra allows; OpenTelemetry as pinned.
+    "litellm-oldest": Cell(("litellm[proxy]==1.80.0", *_pinned_except("litellm"))),
+    # constraints.txt, as .ci/run's .venv has it: the whole suite.
     "pinned": Cell(tuple(PINS.values()), tests=None, ci=False),
-    # Whatever the registry resolves today for a new user: no pins at all.
-    "litellm-newest": Cell((f"litellm[proxy]>=1.80.0,{NOT_MALICIOUS},<2",)),
-    # The oldest OpenTelemetry API/SDK (and matching instrumentation) the package claims, with the pinned LiteLLM.
-    "otel-oldest": Cell(
-        (*OTEL_FLOOR.values(), *(v for k, v in PINS.items() if k not in OTEL_FLOOR)),
+    # What `pip install 'leanllm-otel[instruments]'` gives a new user today: the newest LiteLLM and OpenTelemetry,
+    # no pins. The registry has no `litellm-proxy` package, which LiteLLM's proxy extra needs from 1.108.8 on,
+    # so this cell has no proxy server to test against: litellm-newest-proxy covers the proxy.
+    "litellm-newest": Cell(
+        (LITELLM_ANY,), tests=[t for t in TESTS if t != "tests/test_litellm_proxy.py"]
     ),
+    # The newest LiteLLM whose proxy extra the registry can install (the resolver picks it), unpinned otherwise.
+    "litellm-newest-proxy": Cell((LITELLM_PROXY_ANY,)),
+    # The oldest OpenTelemetry API/SDK (and matching instrumentation) the package claims; LiteLLM as pinned.
+    "otel-oldest": Cell((*OTEL_FLOOR.values(), *_pinned_except(*OTEL_FLOOR))),
 }
 
 _VERSIONS = (
@@ -100,14 +113,17 @@ _VERSIONS = (
 
 
 @nox.session
-@nox.parametrize(
-    "cell", [nox.param(name, id=name, tags=["ci"] if cell.ci else []) for name, cell in CELLS.items()]
-)
+@nox.parametrize("cell", [nox.param(name, id=name, tags=["ci"] if c.ci else []) for name, c in CELLS.items()])
 def compat(session: nox.Session, cell: str) -> None:
-    """One cell of the version matrix: install ``.[test]`` with the cell's versions, then run its tests."""
+    """One cell of the version matrix: install the package with the cell's versions, then run its tests."""
     spec = CELLS[cell]
-    session.install("--disable-pip-version-check", "-q", "-e", ".[test]", *spec.requirements)
+    if cell == "pinned":
+        session.install("-q", "-e", ".[test]", "-c", "constraints.txt")
+    else:
+        session.install("-q", "-e", ".", *TEST_TOOLS, *spec.requirements)
     session.run("python", "-c", _VERSIONS, silent=False)
     session.env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no internet: the cost map bundled with LiteLLM
     tests = session.posargs or (spec.tests or [])
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests)
+    # Newer pydantic warns about LiteLLM's ReadOnly TypedDict items at import: noise, not a finding.
+    quiet = ("-W", "ignore:Item.*ReadOnly:UserWarning")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *quiet, *tests)
