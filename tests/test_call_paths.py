@@ -89,7 +89,7 @@ async def test_image_generation_urls(full: Any, openai_server: Any, mode: str) -
 @pytest.mark.parametrize("mode", MODES)
 async def test_image_generation_base64_is_a_sized_blob(full: Any, openai_server: Any, mode: str) -> None:
     response = await _call(mode, litellm.image_generation, litellm.aimage_generation, prompt="a red cat",
-                           model="openai/dall-e-2", response_format="b64_json",
+                           model="openai/gpt-image-1",
                            api_base=openai_server.base_url, api_key="sk-test")
     span = full.one_llm_span()
     image = _parts(span, sc.GEN_AI_OUTPUT_MESSAGES)[0]

@@ -317,7 +317,9 @@ def test_litellm_responses_api(openai_server: OpenAIServer) -> None:
     response = litellm.responses(
         model="openai/reasoning-2", api_base=openai_server.base_url, api_key="sk-test", input="hello there"
     )
-    assert response.output[0].content[0].text == "echo: hello there"
+    message = next(item for item in response.output if item.type == "message")
+    assert response.output[0].type == "reasoning"  # reasoning-<n> also adds a reasoning item with a summary
+    assert message.content[0].text == "echo: hello there"
     assert response.usage.output_tokens_details.reasoning_tokens == 2
     events = list(
         litellm.responses(

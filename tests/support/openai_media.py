@@ -3,9 +3,10 @@
 
 Every answer is deterministic in the request, so a test can predict it:
 
-- ``POST /v1/images/generations``: ``n`` images; ``response_format: b64_json`` gives base64 PNG bytes
-  (:func:`image_bytes`), otherwise a URL ``https://images.example.test/<i>.png``; each has
-  ``revised_prompt = "revised: " + prompt``; usage counts the prompt's words.
+- ``POST /v1/images/generations``: ``n`` images; ``response_format: b64_json`` (and every ``gpt-image-*`` model,
+  as OpenAI does) gives base64 PNG bytes (:func:`image_bytes`), otherwise a URL
+  ``https://images.example.test/<i>.png``; each has ``revised_prompt = "revised: " + prompt``; usage counts the
+  prompt's words.
 - ``POST /v1/audio/speech``: binary ``audio/mpeg`` body, :func:`speech_bytes` of the input text.
 - ``POST /v1/audio/transcriptions`` (multipart): ``{"text": "transcript of <n> bytes", "usage": {...}}``.
 - ``POST /v1/rerank`` and ``/v2/rerank``: documents scored by how many query words they contain, best first
@@ -68,7 +69,7 @@ def images(handler: _Reply, body: dict[str, Any]) -> None:
     data = []
     for index in range(count):
         item: dict[str, Any] = {"revised_prompt": f"revised: {prompt}"}
-        if body.get("response_format") == "b64_json":
+        if body.get("response_format") == "b64_json" or str(body.get("model", "")).startswith("gpt-image"):
             item["b64_json"] = base64.b64encode(image_bytes(prompt, index)).decode()
         else:
             item["url"] = f"https://images.example.test/{index}.png"
