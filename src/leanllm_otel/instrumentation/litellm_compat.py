@@ -8,11 +8,12 @@ Checked against LiteLLM 1.80.0, 1.100.5, 1.108.7 and 1.110.2 (``TESTED_RANGE``; 
   embedding and Responses entry points are thin dispatch functions (``litellm.chat_completions.dispatch``) that
   call the ``@client`` wrapper they name in ``__wrapped__``. :func:`client_cell` follows ``__wrapped__`` to the
   first function that has the cell.
-- **Exception classes.** Which class an HTTP error becomes is LiteLLM's decision and changes between releases
-  (an OpenAI ``content_policy_violation`` 400 is ``ContentPolicyViolationError`` up to 1.10x and
-  ``BadRequestError`` in 1.108; a 403 is ``BadRequestError`` then ``APIError`` carrying 403). The error kind
-  follows the class LiteLLM raised (:data:`EXCEPTION_KINDS`, read by ``leanllm_otel.errors``), refined by the HTTP
-  status only for the generic classes.
+- **Exception classes.** Which class an HTTP error becomes is LiteLLM's decision, made from the OpenAI SDK's
+  exception, and it moves: with OpenAI SDK 3.38+ (which LiteLLM 1.108+ installs) an OpenAI
+  ``content_policy_violation`` 400 becomes ``BadRequestError`` instead of ``ContentPolicyViolationError``, and a 403
+  ``APIError`` carrying 403 instead of ``BadRequestError``. The error kind follows the class LiteLLM raised
+  (:data:`EXCEPTION_KINDS`, read by ``leanllm_otel.errors``), refined by the HTTP status only for the generic
+  classes (:data:`GENERIC_EXCEPTIONS`).
 - **Stream wrappers.** Streams are ``CustomStreamWrapper`` (chat), ``ResponsesAPIStreamingIterator`` (Responses),
   or plain (async) iterators of bytes (the Anthropic messages interface): :func:`is_stream` accepts any iterator.
 - **Response metadata.** Cost and the resolved provider sit in ``_hidden_params`` (:func:`hidden_params`);
