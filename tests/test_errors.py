@@ -32,9 +32,10 @@ LITELLM_EXCEPTIONS: list[tuple[str, Any, ErrorKind]] = [
     ("AuthenticationError",
      lambda: litellm.AuthenticationError("bad key", llm_provider="openai", model="gpt-4o-mini"),
      ErrorKind.AUTHENTICATION),
-    ("PermissionDeniedError",
-     lambda: litellm.PermissionDeniedError("no", llm_provider="openai", model="gpt-4o-mini", response=_response(403)),
-     ErrorKind.PERMISSION),
+    *([("PermissionDeniedError",  # LiteLLM 1.80.0 has no PermissionDeniedError (1.100.5 has)
+         lambda: litellm.PermissionDeniedError("no", llm_provider="openai", model="gpt-4o-mini",
+                                               response=_response(403)),
+         ErrorKind.PERMISSION)] if hasattr(litellm, "PermissionDeniedError") else []),
     ("BadRequestError", lambda: litellm.BadRequestError("bad", model="gpt-4o-mini", llm_provider="openai"),
      ErrorKind.BAD_REQUEST),
     ("UnprocessableEntityError",

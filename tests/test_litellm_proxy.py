@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from support import OpenAIServer
+from support.litellm_behaviour import PROXY_CALLBACKS_FROM_FILES_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -119,6 +120,15 @@ def proxy_env(openai_server: OpenAIServer, sqlite_url: str, **extra: str) -> dic
     return env
 
 
+def callback_for(config_dir: Path) -> str:
+    """The ``callbacks:`` entry: ours, or on a LiteLLM that loads callbacks only from files beside the config
+    (``PROXY_CALLBACKS_FROM_FILES_ONLY``), a one-line file there re-exporting ours (what the README tells users)."""
+    if not PROXY_CALLBACKS_FROM_FILES_ONLY:
+        return CALLBACK
+    (config_dir / "leanllm_callback.py").write_text("from leanllm_otel.proxy import proxy_handler_instance\n")
+    return "leanllm_callback.proxy_handler_instance"
+
+
 def write_config(tmp_path: Path, *, turn_off_message_logging: bool) -> Path:
     config = {
         "model_list": [
@@ -133,7 +143,7 @@ def write_config(tmp_path: Path, *, turn_off_message_logging: bool) -> Path:
             }
         ],
         "litellm_settings": {
-            "callbacks": [CALLBACK],
+            "callbacks": [callback_for(tmp_path)],
             "turn_off_message_logging": turn_off_message_logging,
             "redact_user_api_key_info": True,
         },
@@ -234,7 +244,7 @@ def test_shipped_proxy_config_under_opentelemetry_instrument(
     # Without the callback nothing in the proxy process would honour turn_off_message_logging.
     assert CALLBACK in (settings.get("callbacks") or []), f"{SHIPPED_CONFIG.name} must list {CALLBACK}"
     config = tmp_path / "litellm-proxy-config.yaml"
-    config.write_text(SHIPPED_CONFIG.read_text())
+    config.write_text(SHIPPED_CONFIG.read_text().replace(CALLBACK, callback_for(tmp_path)))
     marker = f"prompt-marker-{uuid.uuid4().hex}"
     env = proxy_env(
         openai_server,

@@ -26,3 +26,13 @@ CONTENT_POLICY_400: type[Exception] = (
     litellm.BadRequestError if NEW_OPENAI_MAPPING else litellm.ContentPolicyViolationError
 )
 FORBIDDEN_403: type[Exception] = litellm.APIError if NEW_OPENAI_MAPPING else litellm.BadRequestError
+
+LITELLM = Version(importlib.metadata.version("litellm"))
+
+# LiteLLM 1.80.0's proxy loads a ``callbacks:`` entry only from a ``.py`` file beside config.yaml; 1.100.5 and later
+# import the dotted module path when no such file exists (checked on the matrix's versions).
+PROXY_CALLBACKS_FROM_FILES_ONLY = Version("1.100.5") > LITELLM
+
+# LiteLLM 1.80.0 ends an async chat stream whose connection broke mid-body without raising (the caller sees a short
+# stream); 1.100.5 and later raise ``MidStreamFallbackError``.
+ASYNC_STREAM_BREAK_IS_SILENT = Version("1.100.5") > LITELLM

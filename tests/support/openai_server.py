@@ -526,7 +526,7 @@ class _Handler(QuietHandler):
         }
         n = next(self.server.owner._ids)
         resp_id, msg_id = f"resp_mock{n}", f"msg_mock{n}"
-        part = {"type": "output_text", "text": text, "annotations": []}
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         item = {
             "type": "message",
             "id": msg_id,
@@ -572,10 +572,11 @@ class _Handler(QuietHandler):
             part={**part, "text": ""},
         )
         for piece in self._stream_pieces(_split(text, self._chunk_count(behaviour)), behaviour):
-            event("response.output_text.delta", item_id=msg_id, output_index=0, content_index=0, delta=piece)
+            event("response.output_text.delta", item_id=msg_id, output_index=0, content_index=0, delta=piece,
+                  logprobs=[])
         if behaviour.break_after is not None:
             return
-        event("response.output_text.done", item_id=msg_id, output_index=0, content_index=0, text=text)
+        event("response.output_text.done", item_id=msg_id, output_index=0, content_index=0, text=text, logprobs=[])
         event("response.content_part.done", item_id=msg_id, output_index=0, content_index=0, part=part)
         event("response.output_item.done", output_index=0, item=item)
         for index, extra in enumerate(extra_items, start=1):

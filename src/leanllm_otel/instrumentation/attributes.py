@@ -150,17 +150,20 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _count(usage: Any, *names: str) -> int | None:
+    """The first positive count among ``names``, else the first count (LiteLLM 1.80's image usage carries
+    ``prompt_tokens=0`` beside the real ``input_tokens``)."""
+    counts = [v for v in (_get(usage, name) for name in names) if isinstance(v, int) and not isinstance(v, bool)]
+    return next((v for v in counts if v > 0), counts[0] if counts else None)
+
+
 def usage_attributes(usage: Any) -> dict[str, Any]:
     """Token counts from a LiteLLM/OpenAI usage object (chat, embeddings or Responses API shapes)."""
     attributes: dict[str, Any] = {}
     if usage is None:
         return attributes
-    input_tokens = _get(usage, "prompt_tokens")
-    if input_tokens is None:
-        input_tokens = _get(usage, "input_tokens")
-    output_tokens = _get(usage, "completion_tokens")
-    if output_tokens is None:
-        output_tokens = _get(usage, "output_tokens")
+    input_tokens = _count(usage, "prompt_tokens", "input_tokens")
+    output_tokens = _count(usage, "completion_tokens", "output_tokens")
     total = _get(usage, "total_tokens")
     if isinstance(input_tokens, int):
         attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
