@@ -226,14 +226,7 @@ async def _stats(engine: AsyncEngine, event_filter: EventFilter) -> StoreStats:
     c = events.c
     statement = _filtered(
         select(
-            c.model,
-            c.labels,
-            c.status,
-            c.input_tokens,
-            c.output_tokens,
-            c.total_tokens,
-            c.cost,
-            c.latency_ms,
+            c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.total_tokens, c.cost, c.latency_ms,
             c.time_to_first_token_ms,
         ),
         event_filter,
@@ -416,9 +409,8 @@ class EventStore:
     def stats(self, **criteria: Any) -> StoreStats:
         return self._run(lambda: self._store.stats(**criteria))
 
-    def recorded_since(
-        self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000
-    ) -> list[tuple[datetime, LLMEvent]]:
+    def recorded_since(self, after: datetime, *, event_filter: EventFilter | None = None,
+                       limit: int = 1000) -> list[tuple[datetime, LLMEvent]]:
         return self._run(lambda: self._store.recorded_since(after, event_filter=event_filter, limit=limit))
 
     def migrate(self, revision: str = "head") -> str | None:

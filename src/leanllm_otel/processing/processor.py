@@ -201,3 +201,4 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 log_internal_error("flushing a downstream processor")
                 ok = False
         return ok
+
