@@ -77,7 +77,8 @@ TESTS = [
 
 
 def _pinned_except(*names: str) -> tuple[str, ...]:
-    return tuple(v for k, v in PINS.items() if k not in names)
+    """The pins but ``names``; the LiteLLM pin with its proxy extra (the proxy tests need the proxy server)."""
+    return tuple(v.replace("litellm==", "litellm[proxy]==") for k, v in PINS.items() if k not in names)
 
 
 @dataclass(frozen=True)
