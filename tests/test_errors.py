@@ -14,6 +14,7 @@ from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
+from support.litellm_behaviour import CONTENT_POLICY_400, FORBIDDEN_403, NEW_OPENAI_MAPPING
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 _REQUEST = httpx.Request("POST", "https://api.openai.com/v1/chat/completions")
@@ -31,9 +32,10 @@ LITELLM_EXCEPTIONS: list[tuple[str, Any, ErrorKind]] = [
     ("AuthenticationError",
      lambda: litellm.AuthenticationError("bad key", llm_provider="openai", model="gpt-4o-mini"),
      ErrorKind.AUTHENTICATION),
-    ("PermissionDeniedError",
-     lambda: litellm.PermissionDeniedError("no", llm_provider="openai", model="gpt-4o-mini", response=_response(403)),
-     ErrorKind.PERMISSION),
+    *([("PermissionDeniedError",  # LiteLLM 1.80.0 has no PermissionDeniedError (1.100.5 has)
+         lambda: litellm.PermissionDeniedError("no", llm_provider="openai", model="gpt-4o-mini",
+                                               response=_response(403)),
+         ErrorKind.PERMISSION)] if hasattr(litellm, "PermissionDeniedError") else []),
     ("BadRequestError", lambda: litellm.BadRequestError("bad", model="gpt-4o-mini", llm_provider="openai"),
      ErrorKind.BAD_REQUEST),
     ("UnprocessableEntityError",
@@ -116,10 +118,12 @@ async def test_litellm_exception_classes_map_to_kinds_async(instrumented: Any, n
 HTTP_ERRORS = [
     ("openai/err-400", litellm.BadRequestError, ErrorKind.BAD_REQUEST, 400),
     ("openai/err-400-context", litellm.ContextWindowExceededError, ErrorKind.CONTEXT_WINDOW, 400),
-    ("openai/err-400-policy", litellm.ContentPolicyViolationError, ErrorKind.CONTENT_POLICY, 400),
+    # The class follows the installed LiteLLM + OpenAI SDK (support/litellm_behaviour.py says which versions give
+    # which); the kind follows the class, and for the generic APIError the status it carries.
+    ("openai/err-400-policy", CONTENT_POLICY_400,
+     ErrorKind.BAD_REQUEST if NEW_OPENAI_MAPPING else ErrorKind.CONTENT_POLICY, 400),
     ("openai/err-401", litellm.AuthenticationError, ErrorKind.AUTHENTICATION, 401),
-    # LiteLLM's OpenAI exception mapping turns a 403 into BadRequestError (not PermissionDeniedError).
-    ("openai/err-403", litellm.BadRequestError, ErrorKind.BAD_REQUEST, 403),
+    ("openai/err-403", FORBIDDEN_403, ErrorKind.PERMISSION if NEW_OPENAI_MAPPING else ErrorKind.BAD_REQUEST, 403),
     ("openai/err-404", litellm.NotFoundError, ErrorKind.NOT_FOUND, 404),
     ("openai/err-429", litellm.RateLimitError, ErrorKind.RATE_LIMIT, 429),
     ("openai/err-500", litellm.InternalServerError, ErrorKind.PROVIDER_ERROR, 500),
@@ -138,6 +142,7 @@ def test_http_errors_from_the_provider_sync(instrumented: Any, openai_server: An
     litellm.callbacks = [spy]
     with pytest.raises(exc_class) as info:
         litellm.completion(**_http_kwargs(openai_server, model))
+    assert type(info.value) is exc_class
     # The very object LiteLLM produced (and handed to its own failure callbacks) reaches the caller.
     deadline = time.monotonic() + 5
     while not spy.exceptions and time.monotonic() < deadline:  # LiteLLM runs failure callbacks off-thread
@@ -155,6 +160,7 @@ async def test_http_errors_from_the_provider_async(instrumented: Any, openai_ser
     # used it, so they are no witness under per-test loops; async identity is proven with mock_response instances.)
     with pytest.raises(exc_class) as info:
         await litellm.acompletion(**_http_kwargs(openai_server, model))
+    assert type(info.value) is exc_class
     span = _assert_error_span(instrumented, info.value, kind)
     assert span.attributes[sc.HTTP_RESPONSE_STATUS_CODE] == status
 
@@ -232,6 +238,9 @@ def test_non_openai_exception_as_mock_becomes_litellm_mock_exception(instrumente
                                                  request_data={}), ErrorKind.BAD_REQUEST),
         (litellm.UnsupportedParamsError("p", llm_provider="openai", model="m"), ErrorKind.BAD_REQUEST),
         (litellm.exceptions.MidStreamFallbackError("m", model="m", llm_provider="openai"), ErrorKind.PROVIDER_ERROR),
+        (litellm.APIError(403, "forbidden", llm_provider="openai", model="m"), ErrorKind.PERMISSION),
+        (litellm.APIError(429, "slow down", llm_provider="openai", model="m"), ErrorKind.RATE_LIMIT),
+        (litellm.APIError(500, "boom", llm_provider="openai", model="m"), ErrorKind.PROVIDER_ERROR),
         (httpx.ConnectError("refused"), ErrorKind.CONNECTION),
         (httpx.ReadTimeout("slow"), ErrorKind.TIMEOUT),
         (TimeoutError(), ErrorKind.TIMEOUT),

@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
+from support.litellm_behaviour import ASYNC_STREAM_BREAK_IS_SILENT
 
 MESSAGES = [{"role": "user", "content": "tell me a story please"}]
 
@@ -151,6 +152,8 @@ def test_error_mid_stream_sync(instrumented: Any, openai_server: Any) -> None:
     _assert_errored(instrumented, info.value)
 
 
+@pytest.mark.xfail(ASYNC_STREAM_BREAK_IS_SILENT, strict=True,
+                   reason="LiteLLM 1.80.0 ends a broken async stream without raising: nothing to record as an error")
 async def test_error_mid_stream_async(instrumented: Any, openai_server: Any) -> None:
     stream = await _open_async(openai_server, "gpt-4o-mini-break-3")
     received = []

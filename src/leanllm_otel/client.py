@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import ReadableSpan
 
+from leanllm_otel import otel_compat
 from leanllm_otel import pipeline as pipeline_module
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.context import (
@@ -613,7 +614,7 @@ class LeanLLM:
             return 0
         total = 0
         for batch in self._pipeline.batch_processors:
-            queue = getattr(getattr(batch, "_batch_processor", None), "_queue", None)
+            queue = otel_compat.batch_queue(batch)
             if queue is not None:
                 total += len(queue)
         return total

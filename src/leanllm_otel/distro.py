@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from leanllm_otel import otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.delivery import DropCounter
@@ -29,14 +29,12 @@ class _Placeholder(SpanProcessor):
         return None
 
 
-class LeanLLMConfigurator(_OTelSDKConfigurator):
+class LeanLLMConfigurator(otel_compat.SDKConfigurator):  # type: ignore[misc]
     """``[opentelemetry_configurator] leanllm``: the SDK setup with leanllm's sampler and processor in front."""
 
     front: LeanLLMSpanProcessor | None = None
 
     def _configure(self, **kwargs: Any) -> None:
-        from opentelemetry.sdk._configuration import _initialize_components
-
         config = LeanLLMConfig.from_env()
         drops = DropCounter()
         front, _ = build_processor(config, drops, ())
@@ -47,7 +45,7 @@ class LeanLLMConfigurator(_OTelSDKConfigurator):
             front.add_span_processor(batch)
             return _Placeholder()
 
-        _initialize_components(
+        otel_compat.initialize_components(
             **kwargs,
             sampler=LeanLLMSampler(default_sampler()),
             span_processors=[front],

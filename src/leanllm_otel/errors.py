@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from leanllm_otel.instrumentation import litellm_compat
+
 
 class ErrorKind(str, Enum):
     TIMEOUT = "timeout"
@@ -21,33 +23,27 @@ class ErrorKind(str, Enum):
 
 
 # Looked up along the exception's MRO, most specific class first, by class name so that importing this module never
-# imports LiteLLM. LiteLLM's classes subclass the OpenAI SDK's, whose names appear further down the MRO.
+# imports LiteLLM. LiteLLM's own classes (and the OpenAI SDK's they subclass) are listed in ``litellm_compat``.
 _BY_CLASS_NAME: dict[str, ErrorKind] = {
-    "ContextWindowExceededError": ErrorKind.CONTEXT_WINDOW,
-    "ContentPolicyViolationError": ErrorKind.CONTENT_POLICY,
-    "BudgetExceededError": ErrorKind.BUDGET,
+    **{name: ErrorKind(kind) for name, kind in litellm_compat.EXCEPTION_KINDS.items()},
     "LeanLLMBudgetExceeded": ErrorKind.BUDGET,  # refused by a leanllm-otel budget (guardrails)
     "LeanLLMPolicyViolation": ErrorKind.CONTENT_POLICY,  # refused by opt-in enforcement (guardrails)
-    "Timeout": ErrorKind.TIMEOUT,
-    "APITimeoutError": ErrorKind.TIMEOUT,
     "TimeoutError": ErrorKind.TIMEOUT,
     "TimeoutException": ErrorKind.TIMEOUT,  # httpx
-    "RateLimitError": ErrorKind.RATE_LIMIT,
-    "AuthenticationError": ErrorKind.AUTHENTICATION,
-    "PermissionDeniedError": ErrorKind.PERMISSION,
-    "NotFoundError": ErrorKind.NOT_FOUND,
-    "BadRequestError": ErrorKind.BAD_REQUEST,
-    "UnprocessableEntityError": ErrorKind.BAD_REQUEST,
-    "UnsupportedParamsError": ErrorKind.BAD_REQUEST,
-    "InvalidRequestError": ErrorKind.BAD_REQUEST,
-    "APIConnectionError": ErrorKind.CONNECTION,
     "ConnectError": ErrorKind.CONNECTION,  # httpx
     "ConnectionError": ErrorKind.CONNECTION,
-    "InternalServerError": ErrorKind.PROVIDER_ERROR,
-    "ServiceUnavailableError": ErrorKind.PROVIDER_ERROR,
-    "BadGatewayError": ErrorKind.PROVIDER_ERROR,
-    "APIError": ErrorKind.PROVIDER_ERROR,
-    "APIStatusError": ErrorKind.PROVIDER_ERROR,
+}
+
+# What a 4xx status means when the class only says "the provider answered with an error" (``APIError``).
+_BY_STATUS: dict[int, ErrorKind] = {
+    400: ErrorKind.BAD_REQUEST,
+    401: ErrorKind.AUTHENTICATION,
+    403: ErrorKind.PERMISSION,
+    404: ErrorKind.NOT_FOUND,
+    408: ErrorKind.TIMEOUT,
+    413: ErrorKind.BAD_REQUEST,
+    422: ErrorKind.BAD_REQUEST,
+    429: ErrorKind.RATE_LIMIT,
 }
 
 
@@ -58,6 +54,8 @@ _CHAIN_DEPTH = 8
 def error_kind(exc: BaseException) -> ErrorKind:
     """Map an exception to the fixed ``leanllm.error.kind`` enum.
 
+    The kind follows the class LiteLLM raised; for the generic ``APIError`` a 4xx status it carries decides
+    (LiteLLM 1.108 raises ``APIError`` with status 403 where earlier releases raised ``BadRequestError``).
     LiteLLM's OpenAI mapping reports a refused connection as ``InternalServerError`` (the OpenAI SDK gives
     ``APIConnectionError`` status 500); when the class says only "provider error" or nothing, a connection or
     timeout error in the exception's cause chain is the better answer.
@@ -81,6 +79,8 @@ def _kind_of(exc: BaseException) -> ErrorKind:
         if kind is not None:
             if kind is ErrorKind.CONNECTION and cls.__module__ == "builtins" and isinstance(exc, TimeoutError):
                 return ErrorKind.TIMEOUT
+            if cls.__name__ in litellm_compat.GENERIC_EXCEPTIONS:
+                return _BY_STATUS.get(status_code_of(exc) or 0, kind)
             return kind
     return ErrorKind.UNKNOWN
 

@@ -214,7 +214,7 @@ def _coerce(value: Any, kind: type) -> Any:
                 return value.strip().lower() in ("true", "1", "yes", "on")
             return bool(value)
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         return None
 
 

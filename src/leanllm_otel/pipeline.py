@@ -24,8 +24,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sampler_from_env
 
+from leanllm_otel import otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.delivery import DropCounter
@@ -101,7 +101,7 @@ def otlp_exporter_from_env(environ: Mapping[str, str] | None = None) -> SpanExpo
 def default_sampler() -> Sampler:
     """The application's head sampler from ``OTEL_TRACES_SAMPLER`` (SDK default: parent-based always-on)."""
     try:
-        return _sampler_from_env()
+        return otel_compat.sampler_from_env()
     except Exception:
         logger.warning("leanllm-otel: could not read OTEL_TRACES_SAMPLER; using parentbased_always_on")
         return ParentBased(TraceIdRatioBased(1.0))

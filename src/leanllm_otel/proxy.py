@@ -27,9 +27,8 @@ import logging
 import threading
 from typing import Any
 
-from litellm.integrations.custom_logger import CustomLogger
-
 from leanllm_otel.context import LeanLLMContext, current_context, set_global_context
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.pipeline import Pipeline, configure
 from leanllm_otel.redaction_mode import RedactionMode
@@ -65,9 +64,7 @@ def ensure_configured() -> Pipeline | None:
 
 def message_logging_off() -> bool:
     """Whether LiteLLM's ``turn_off_message_logging`` is on in this process."""
-    import litellm
-
-    return bool(getattr(litellm, "turn_off_message_logging", False))
+    return litellm_compat.message_logging_off()
 
 
 def apply_message_logging_switch() -> bool:
@@ -90,7 +87,7 @@ def apply_message_logging_switch() -> bool:
     return off
 
 
-class LeanLLMProxyHandler(CustomLogger):
+class LeanLLMProxyHandler(litellm_compat.custom_logger_class()):  # type: ignore[misc]
     """The proxy callback: configures leanllm-otel and applies the proxy's message-logging switch per request.
 
     It records nothing itself; the spans come from the instrumented LiteLLM calls the proxy makes.
@@ -101,14 +98,9 @@ class LeanLLMProxyHandler(CustomLogger):
         self.pipeline = ensure_configured()
         apply_message_logging_switch()
 
-    async def async_pre_call_hook(
-        self,
-        user_api_key_dict: Any,
-        cache: Any,
-        data: dict[str, Any],
-        call_type: Any,
-    ) -> None:
-        # Returning None leaves the request unchanged.
+    async def async_pre_call_hook(self, *args: Any, **kwargs: Any) -> None:
+        # LiteLLM passes (user_api_key_dict, cache, data, call_type) by keyword; any signature is accepted so a
+        # renamed argument cannot break the proxy. Returning None leaves the request unchanged.
         apply_message_logging_switch()
         return None
 

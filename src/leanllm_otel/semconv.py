@@ -61,6 +61,13 @@ OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EMBEDDINGS: Final = "embeddings"
 OP_GENERATE_CONTENT: Final = "generate_content"
+OP_RETRIEVAL: Final = "retrieval"
+
+# gen_ai.output.type values
+OUTPUT_TYPE_TEXT: Final = "text"
+OUTPUT_TYPE_JSON: Final = "json"
+OUTPUT_TYPE_IMAGE: Final = "image"
+OUTPUT_TYPE_SPEECH: Final = "speech"
 
 # gen_ai.token.type values
 TOKEN_TYPE_INPUT: Final = "input"

@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -171,6 +171,7 @@ attribute_values = (
     ),
     event_id=texts,
 )
+@example(attributes={sc.GEN_AI_USAGE_INPUT_TOKENS: float("inf")}, event_id="")  # int(inf) raised OverflowError
 def test_span_to_event_takes_any_attributes(attributes: dict[str, Any], event_id: str) -> None:
     attributes = {k: v for k, v in attributes.items() if v is not None}
     attributes[sc.LEANLLM_REQUEST_ID] = event_id

@@ -17,10 +17,14 @@ directive                         effect
 ``break-<n>``                     stream ``n`` content chunks, then close the connection mid-body
 ``gap-<ms>``                      sleep between stream chunks
 ``tools`` / ``tools-<n>``         answer with ``n`` tool calls (default 1) when the request has ``tools``
+                                  (Responses API: ``function_call`` output items)
 ``cached-<n>``                    ``usage.prompt_tokens_details.cached_tokens`` (default 0)
-``reasoning-<n>``                 ``usage.completion_tokens_details.reasoning_tokens`` (default 0)
+``reasoning-<n>``                 ``usage.completion_tokens_details.reasoning_tokens`` (default 0); Responses API:
+                                  also a ``reasoning`` output item with a summary
 ``ra-<seconds>``                  ``Retry-After`` value of a 429 (default ``OpenAIServer.retry_after``)
 ================================  =====================================================================
+
+Images, speech, transcriptions and (Cohere-style) rerank are served by ``openai_media`` (see there).
 
 The assistant's text is deterministic: ``"echo: " + <last user text>[:50]``, padded with ``"."`` to at least
 the number of stream chunks so a stream and a non-stream call of the same model give the same text.
@@ -42,6 +46,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from . import openai_media
 from ._loopback import LoopbackServer, QuietHandler, _HTTPServer
 
 BEHAVIOUR_HEADER = "x-mock-behaviour"
@@ -238,8 +243,12 @@ class _Handler(QuietHandler):
 
     def do_POST(self) -> None:
         raw = self._read_body()
+        content_type = self.headers.get("Content-Type") or ""
         try:
-            body = json.loads(raw) if raw else {}
+            if content_type.startswith("multipart/form-data"):
+                body: Any = openai_media.parse_multipart(content_type, raw)
+            else:
+                body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
         self.server.owner._record(self, raw, body)
@@ -260,11 +269,15 @@ class _Handler(QuietHandler):
             "/v1/responses": self._responses,
         }
         handler = handlers.get(route) or handlers.get("/v1" + route)  # accept api_base without /v1
-        if handler is None:
+        media = openai_media.ROUTES.get(route) or openai_media.ROUTES.get("/v1" + route)
+        if handler is None and media is None:
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
         try:
-            handler(body, behaviour)
+            if media is not None:
+                media(self, body)
+            else:
+                handler(body, behaviour)
         except _ClientGone:
             self.close_connection = True
 
@@ -469,6 +482,27 @@ class _Handler(QuietHandler):
 
     # ------------------------------------------------------------------ /v1/responses
 
+    def _responses_extra_items(
+        self, body: dict[str, Any], behaviour: Behaviour, prompt: str, n: int
+    ) -> list[dict[str, Any]]:
+        """``reasoning-<n>``: a reasoning item with a summary; ``tools``: function_call items for the tools sent."""
+        items: list[dict[str, Any]] = []
+        if behaviour.reasoning_tokens:
+            summary = [{"type": "summary_text", "text": f"thinking about: {prompt[:30]}"}]
+            items.append({"type": "reasoning", "id": f"rs_mock{n}", "summary": summary})
+        tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+        for i in range(behaviour.tool_calls if tools else 0):
+            tool = tools[i % len(tools)]
+            items.append({
+                "type": "function_call",
+                "id": f"fc_mock{n}_{i}",
+                "call_id": f"call_{i}",
+                "name": tool.get("name", "tool"),
+                "arguments": json.dumps({"query": prompt[:20]}),
+                "status": "completed",
+            })
+        return items
+
     def _responses(self, body: dict[str, Any], behaviour: Behaviour) -> None:
         raw_input = body.get("input", "")
         if isinstance(raw_input, list):
@@ -492,7 +526,7 @@ class _Handler(QuietHandler):
         }
         n = next(self.server.owner._ids)
         resp_id, msg_id = f"resp_mock{n}", f"msg_mock{n}"
-        part = {"type": "output_text", "text": text, "annotations": []}
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         item = {
             "type": "message",
             "id": msg_id,
@@ -500,13 +534,14 @@ class _Handler(QuietHandler):
             "role": "assistant",
             "content": [part],
         }
+        extra_items = self._responses_extra_items(body, behaviour, prompt, n)
         response: dict[str, Any] = {
             "id": resp_id,
             "object": "response",
             "created_at": int(time.time()),
             "status": "completed",
             "model": model,
-            "output": [item],
+            "output": [*extra_items, item],
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
@@ -537,12 +572,16 @@ class _Handler(QuietHandler):
             part={**part, "text": ""},
         )
         for piece in self._stream_pieces(_split(text, self._chunk_count(behaviour)), behaviour):
-            event("response.output_text.delta", item_id=msg_id, output_index=0, content_index=0, delta=piece)
+            event("response.output_text.delta", item_id=msg_id, output_index=0, content_index=0, delta=piece,
+                  logprobs=[])
         if behaviour.break_after is not None:
             return
-        event("response.output_text.done", item_id=msg_id, output_index=0, content_index=0, text=text)
+        event("response.output_text.done", item_id=msg_id, output_index=0, content_index=0, text=text, logprobs=[])
         event("response.content_part.done", item_id=msg_id, output_index=0, content_index=0, part=part)
         event("response.output_item.done", output_index=0, item=item)
+        for index, extra in enumerate(extra_items, start=1):
+            event("response.output_item.added", output_index=index, item=extra)
+            event("response.output_item.done", output_index=index, item=extra)
         event("response.completed", response=response)
         self._end_stream()
 

@@ -10,9 +10,10 @@ shutdown.
 - ``shutdown()`` takes at most ``shutdown_timeout_ms`` even when the exporter hangs: it closes the exporter, whose
   ``Delivery.close()`` interrupts any retry backoff.
 
-Drop counting hooks the SDK's processor-metrics object (``BatchProcessor._metrics.drop_items``), the one place
-the SDK itself reports queue-full drops. If a future SDK moves it, a fallback counts in ``on_end`` by looking at
-the queue length before each enqueue; if neither is available a warning says drops are not counted.
+Drop counting hooks the SDK's processor-metrics object (``BatchProcessor._metrics.drop_items``, reached through
+``otel_compat``), the one place the SDK itself reports queue-full drops. If a future SDK moves it, a fallback counts
+in ``on_end`` by looking at the queue length before each enqueue; if neither is available a warning says drops are
+not counted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from leanllm_otel import otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.delivery import DropCounter
 from leanllm_otel.exporters.overlap import OverlappingExporter
@@ -95,18 +97,17 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
         )
         self._exporter = span_exporter
         self._count_in_on_end = not self._hook_metrics()
-        self._fallback_queue: Any = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        self._fallback_queue: Any = otel_compat.batch_queue(self)
         if self._count_in_on_end and self._fallback_queue is None:
             _logger.warning("leanllm-otel: this SDK version hides its batch queue; queue-full drops are not counted")
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
 
     def _hook_metrics(self) -> bool:
-        processor = getattr(self, "_batch_processor", None)
-        metrics = getattr(processor, "_metrics", None)
-        if processor is None or metrics is None or not callable(getattr(metrics, "drop_items", None)):
+        metrics = otel_compat.batch_metrics(self)
+        if metrics is None or not callable(getattr(metrics, "drop_items", None)):
             return False
-        processor._metrics = _CountingMetrics(metrics, self.drops)
+        otel_compat.set_batch_metrics(self, _CountingMetrics(metrics, self.drops))
         return True
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -145,14 +146,14 @@ class LeanLLMBatchSpanProcessor(BatchSpanProcessor):
             self._close_exporter()
 
     def _shutdown_worker(self, timeout_ms: float) -> None:
-        processor = getattr(self, "_batch_processor", None)
+        processor = otel_compat.batch_processor(self)
         try:
             if processor is not None:
                 processor.shutdown(timeout_millis=int(timeout_ms))
-                worker = getattr(processor, "_worker_thread", None)
+                worker = otel_compat.batch_worker_thread(self)
                 if worker is not None and worker.is_alive():
                     # The SDK gave up waiting for an export stuck in the backend; say so, and count what is left.
-                    queue = getattr(processor, "_queue", None)
+                    queue = otel_compat.batch_queue(self)
                     left = len(queue) if queue is not None else 0
                     _logger.warning(
                         "leanllm-otel: shutdown exceeded %.0f ms; abandoning the export in flight and %d queued spans",

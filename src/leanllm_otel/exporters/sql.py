@@ -207,8 +207,10 @@ class SQLSpanExporter(SpanExporter):
         if self._schema_ready:
             return
         task = self._migration
-        if task is None or task.get_loop() is not asyncio.get_running_loop() or (
-            task.done() and (task.cancelled() or task.exception() is not None)
+        if (
+            task is None
+            or task.get_loop() is not asyncio.get_running_loop()
+            or (task.done() and (task.cancelled() or task.exception() is not None))
         ):
             task = self._migration = asyncio.ensure_future(db.upgrade(engine))
         await asyncio.shield(task)
@@ -231,8 +233,12 @@ class SQLSpanExporter(SpanExporter):
             return
         exc = future.exception()
         if exc is not None:
-            _logger.warning("leanllm-otel: store %s not ready at start (%s: %s); retrying on export",
-                            self._db.masked_url, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            _logger.warning(
+                "leanllm-otel: store %s not ready at start (%s: %s); retrying on export",
+                self._db.masked_url,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+            )
 
     async def _write(self, engine: AsyncEngine, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         await self._ensure_schema(engine)
@@ -349,3 +355,5 @@ class SQLSpanExporter(SpanExporter):
         self._shutdown = True
         self.delivery.close()
         self._db.close(timeout=max(0.1, min(5.0, timeout_millis / 1000.0)))
+        # A start-up migration the closed loop never finished can no longer finish: a later fork must not wait.
+        self._start_migration = None

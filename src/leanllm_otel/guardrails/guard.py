@@ -40,6 +40,7 @@ from leanllm_otel.guardrails.enforcement import check_prompt
 from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError
 from leanllm_otel.guardrails.policy import EnforcementPolicy, resolve_policy
 from leanllm_otel.guardrails.streaming import StreamMonitor
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.detectors import SECRET, Detector, DetectorConfig, Severity
 
 if TYPE_CHECKING:
@@ -417,13 +418,8 @@ def cost_of(attrs: Mapping[str, Any]) -> float | None:
     if not isinstance(input_tokens, int) or not isinstance(model, str):
         return None
     try:
-        import litellm
-
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, prompt_tokens=input_tokens,
-            completion_tokens=output_tokens if isinstance(output_tokens, int) else 0,
-        )
-        return float(prompt_cost) + float(completion_cost)
+        outputs = output_tokens if isinstance(output_tokens, int) else 0
+        return litellm_compat.cost_per_token(model, input_tokens, outputs)
     except Exception:
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.instrumentation import litellm_compat
 
 # LiteLLM provider name -> gen_ai.provider.name well-known value.
 _PROVIDER_NAMES: dict[str, str] = {
@@ -63,12 +64,7 @@ def semconv_provider(litellm_provider: str | None) -> str | None:
 def resolve_model(model: str, custom_llm_provider: str | None, api_base: str | None) -> tuple[str, str | None]:
     """(model without LiteLLM's routing prefix, LiteLLM provider) — cached, LiteLLM's own resolution."""
     try:
-        import litellm
-
-        resolved, provider, _, _ = litellm.get_llm_provider(
-            model=model, custom_llm_provider=custom_llm_provider, api_base=api_base
-        )
-        return str(resolved), str(provider) if provider else None
+        return litellm_compat.resolve_provider(model, custom_llm_provider, api_base)
     except Exception:
         # Unknown to LiteLLM (the call will fail and say so); keep what the caller asked for.
         prefix, sep, rest = model.partition("/")
@@ -123,7 +119,8 @@ def request_attributes(operation: str, model: str, kwargs: Mapping[str, Any]) ->
     response_format = kwargs.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, Mapping) else None
-        attributes[sc.GEN_AI_OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema", None) else "text"
+        json_kinds = ("json_object", "json_schema", None)
+        attributes[sc.GEN_AI_OUTPUT_TYPE] = sc.OUTPUT_TYPE_JSON if kind in json_kinds else sc.OUTPUT_TYPE_TEXT
     messages = kwargs.get("messages")
     if isinstance(messages, Sequence):
         attributes[sc.LEANLLM_INPUT_MESSAGE_COUNT] = len(messages)
@@ -153,17 +150,20 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _count(usage: Any, *names: str) -> int | None:
+    """The first positive count among ``names``, else the first count (LiteLLM 1.80's image usage carries
+    ``prompt_tokens=0`` beside the real ``input_tokens``)."""
+    counts = [v for v in (_get(usage, name) for name in names) if isinstance(v, int) and not isinstance(v, bool)]
+    return next((v for v in counts if v > 0), counts[0] if counts else None)
+
+
 def usage_attributes(usage: Any) -> dict[str, Any]:
     """Token counts from a LiteLLM/OpenAI usage object (chat, embeddings or Responses API shapes)."""
     attributes: dict[str, Any] = {}
     if usage is None:
         return attributes
-    input_tokens = _get(usage, "prompt_tokens")
-    if input_tokens is None:
-        input_tokens = _get(usage, "input_tokens")
-    output_tokens = _get(usage, "completion_tokens")
-    if output_tokens is None:
-        output_tokens = _get(usage, "output_tokens")
+    input_tokens = _count(usage, "prompt_tokens", "input_tokens")
+    output_tokens = _count(usage, "completion_tokens", "output_tokens")
     total = _get(usage, "total_tokens")
     if isinstance(input_tokens, int):
         attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
@@ -205,15 +205,19 @@ def response_attributes(response: Any) -> dict[str, Any]:
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     else:
         status = _get(response, "status")  # Responses API
+        if not isinstance(status, str):
+            status = _get(response, "stop_reason")  # Anthropic messages
         if isinstance(status, str):
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [status]
-    attributes.update(usage_attributes(_get(response, "usage")))
-    hidden = getattr(response, "_hidden_params", None)
-    if isinstance(hidden, Mapping):
-        cost = hidden.get("response_cost")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            attributes[sc.LEANLLM_COST_USD] = float(cost)
-        provider = semconv_provider(hidden.get("custom_llm_provider"))
-        if provider:
-            attributes[sc.GEN_AI_PROVIDER_NAME] = provider
+    usage = _get(response, "usage")
+    if usage is None:  # rerank: {"meta": {"tokens": {"input_tokens", "output_tokens"}}}
+        usage = _get(_get(response, "meta"), "tokens")
+    attributes.update(usage_attributes(usage))
+    hidden = litellm_compat.hidden_params(response)
+    cost = hidden.get("response_cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        attributes[sc.LEANLLM_COST_USD] = float(cost)
+    provider = semconv_provider(hidden.get("custom_llm_provider"))
+    if provider:
+        attributes[sc.GEN_AI_PROVIDER_NAME] = provider
     return attributes

@@ -2,13 +2,15 @@
 
 Two layers, so that a call is traced however the application reached the function:
 
-1. the module attributes (``litellm.completion``, ``litellm.Router.acompletion``, ...) are wrapped with ``wrapt``,
-   outside LiteLLM's own ``@client`` decorator, so the span covers LiteLLM's retries and sees the cost LiteLLM
-   computes;
+1. the module attributes (``litellm.completion``, ``litellm.Router.acompletion``, ``litellm.anthropic.messages
+   .create``, ...) are wrapped with ``wrapt``, outside LiteLLM's own ``@client`` decorator, so the span covers
+   LiteLLM's retries and sees the cost LiteLLM computes;
 2. the ``original_function`` closure cell inside each ``@client`` wrapper is pointed at a traced function, so a
    reference taken with ``from litellm import completion`` *before* ``instrument()`` is traced too. When layer 1
    is active the nesting guard makes layer 2 a pass-through.
 
+Entry points the installed LiteLLM lacks are skipped; what LiteLLM's internals look like is asked of
+``litellm_compat`` only (which also warns once when the installed LiteLLM is outside the tested range).
 ``uninstrument()`` restores both layers; a wrapper someone still holds becomes a pass-through.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from types import CellType
+from types import CellType, ModuleType
 from typing import Any
 
 import wrapt
@@ -24,6 +26,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.instrumentation.telemetry import Telemetry
 from leanllm_otel.instrumentation.wrappers import OperationSpec, TracingState, make_function, make_wrapper
 from leanllm_otel.package import _instruments
@@ -31,22 +34,53 @@ from leanllm_otel.settings import TelemetrySettings
 
 logger = logging.getLogger(__name__)
 
-# Entry points LiteLLM's module and ``litellm.Router`` both offer.
+# Entry points LiteLLM's module and ``litellm.Router`` both offer (each is skipped where the installed LiteLLM
+# lacks it). Semconv has no operation name for images, audio or rerank: ``generate_content`` (multimodal content
+# generation) with ``gen_ai.output.type`` for the first two, ``retrieval`` (a query ranked against documents) for
+# rerank.
 ROUTER_METHODS: tuple[OperationSpec, ...] = (
     OperationSpec("completion", sc.OP_CHAT, False),
     OperationSpec("acompletion", sc.OP_CHAT, True),
-    OperationSpec("text_completion", sc.OP_TEXT_COMPLETION, False),
-    OperationSpec("atext_completion", sc.OP_TEXT_COMPLETION, True),
-    OperationSpec("embedding", sc.OP_EMBEDDINGS, False),
-    OperationSpec("aembedding", sc.OP_EMBEDDINGS, True),
-    OperationSpec("responses", sc.OP_CHAT, False),
-    OperationSpec("aresponses", sc.OP_CHAT, True),
+    OperationSpec("text_completion", sc.OP_TEXT_COMPLETION, False, api="text_completion"),
+    OperationSpec("atext_completion", sc.OP_TEXT_COMPLETION, True, api="text_completion"),
+    OperationSpec("embedding", sc.OP_EMBEDDINGS, False, api="embedding"),
+    OperationSpec("aembedding", sc.OP_EMBEDDINGS, True, api="embedding"),
+    OperationSpec("responses", sc.OP_CHAT, False, api="responses"),
+    OperationSpec("aresponses", sc.OP_CHAT, True, api="responses"),
+    OperationSpec(
+        "image_generation",
+        sc.OP_GENERATE_CONTENT,
+        False,
+        api="image_generation",
+        output_type=sc.OUTPUT_TYPE_IMAGE,
+        model_arg=None,
+    ),
+    OperationSpec(
+        "aimage_generation",
+        sc.OP_GENERATE_CONTENT,
+        True,
+        api="image_generation",
+        output_type=sc.OUTPUT_TYPE_IMAGE,
+        model_arg=None,
+    ),
+    OperationSpec("transcription", sc.OP_GENERATE_CONTENT, False, api="transcription", output_type=sc.OUTPUT_TYPE_TEXT),
+    OperationSpec("atranscription", sc.OP_GENERATE_CONTENT, True, api="transcription", output_type=sc.OUTPUT_TYPE_TEXT),
+    OperationSpec("speech", sc.OP_GENERATE_CONTENT, False, api="speech", output_type=sc.OUTPUT_TYPE_SPEECH),
+    OperationSpec("aspeech", sc.OP_GENERATE_CONTENT, True, api="speech", output_type=sc.OUTPUT_TYPE_SPEECH),
+    OperationSpec("rerank", sc.OP_RETRIEVAL, False, api="rerank"),
+    OperationSpec("arerank", sc.OP_RETRIEVAL, True, api="rerank"),
 )
 
 MODULE_FUNCTIONS: tuple[OperationSpec, ...] = (
     *ROUTER_METHODS,
     OperationSpec("completion_with_retries", sc.OP_CHAT, False),
     OperationSpec("acompletion_with_retries", sc.OP_CHAT, True),
+)
+
+# ``litellm.anthropic.messages``: the Anthropic-style interface (``create(max_tokens, messages, model, ...)``).
+ANTHROPIC_MESSAGES: tuple[OperationSpec, ...] = (
+    OperationSpec("create", sc.OP_CHAT, False, api="anthropic_messages", model_arg=2),
+    OperationSpec("acreate", sc.OP_CHAT, True, api="anthropic_messages", model_arg=2),
 )
 
 
@@ -83,31 +117,33 @@ class LeanLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             settings = TelemetrySettings.from_config(kwargs.get("config"))
         self._state.telemetry = Telemetry(settings, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
 
+        litellm_compat.check_version()
         for spec in MODULE_FUNCTIONS:
-            current = getattr(litellm, spec.attribute, None)
-            if current is None:
-                continue
-            self._patch_client_cell(current, spec)
-            wrapt.wrap_function_wrapper(litellm, spec.attribute, make_wrapper(self._state, spec))
-            self._patched_attributes.append((litellm, spec.attribute))
+            self._patch(litellm, spec, client_cell=True)
         router = getattr(litellm, "Router", None)
         if router is not None:
             for spec in ROUTER_METHODS:
-                if getattr(router, spec.attribute, None) is None:
-                    continue
-                wrapt.wrap_function_wrapper(router, spec.attribute, make_wrapper(self._state, spec))
-                self._patched_attributes.append((router, spec.attribute))
+                self._patch(router, spec)
+        messages = litellm_compat.anthropic_messages()
+        if messages is not None:
+            for spec in ANTHROPIC_MESSAGES:
+                self._patch(messages, spec)
+
+    def _patch(self, owner: type | ModuleType, spec: OperationSpec, client_cell: bool = False) -> None:
+        current = getattr(owner, spec.attribute, None)
+        if current is None:
+            return
+        if client_cell:
+            self._patch_client_cell(current, spec)
+        wrapt.wrap_function_wrapper(owner, spec.attribute, make_wrapper(self._state, spec))
+        self._patched_attributes.append((owner, spec.attribute))
 
     def _patch_client_cell(self, function: Callable[..., Any], spec: OperationSpec) -> None:
         """Point LiteLLM's ``@client`` wrapper at a traced original (covers references taken before us)."""
-        code = getattr(function, "__code__", None)
-        closure = getattr(function, "__closure__", None)
-        if code is None or not closure or "original_function" not in code.co_freevars:
+        cell = litellm_compat.client_cell(function)
+        if cell is None:
             return
-        cell = closure[code.co_freevars.index("original_function")]
         original = cell.cell_contents
-        if not callable(original):
-            return
         cell.cell_contents = make_function(self._state, spec, original)
         self._patched_cells.append((cell, original))
 

@@ -39,6 +39,8 @@ from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.telemetry import Telemetry
+    from leanllm_otel.instrumentation.wrappers import OperationSpec
+
 
 class Skip(Exception):
     """Raised while starting an invocation when the call must pass through untraced (``log=False``)."""
@@ -61,6 +63,7 @@ class Invocation:
         "_parent_context",
         "_per_call_mode",
         "_rate",
+        "_spec",
         "event_id",
         "guard_call",
         "light",
@@ -74,9 +77,12 @@ class Invocation:
         "telemetry",
     )
 
-    def __init__(self, telemetry: Telemetry, operation: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self, telemetry: Telemetry, spec: OperationSpec, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
         self.telemetry = telemetry
-        self.operation = operation
+        self.operation = spec.operation
+        self._spec = spec
         self._ended = False
         options = current_call_options()
         ambient = current_context()
@@ -121,11 +127,7 @@ class Invocation:
 
     def _open_span(self, start_ns: int, parent: Any = None) -> None:
         """Start the SDK span with every attribute known before the call."""
-        kwargs = self._kwargs
-        model = kwargs.get("model")
-        if model is None and self._args:
-            model = self._args[0]
-        attributes = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
+        attributes = self._start_attributes()
         attributes[sc.LEANLLM_STREAM] = self.stream
         attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
         attributes[sc.LEANLLM_SAMPLING_RATE] = self._rate
@@ -140,6 +142,17 @@ class Invocation:
             name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
         )
 
+    def _start_attributes(self) -> dict[str, Any]:
+        kwargs = self._kwargs
+        model = kwargs.get("model")
+        position = self._spec.model_arg
+        if model is None and position is not None and len(self._args) > position:
+            model = self._args[position]
+        attributes = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
+        if self._spec.output_type is not None:
+            attributes[sc.GEN_AI_OUTPUT_TYPE] = self._spec.output_type
+        return attributes
+
     def _keep_record(self, kwargs: Mapping[str, Any]) -> None:
         """The content snapshot: references and a shallow copy of the message list, nothing serialised here."""
         record = self.record = CallRecord(
@@ -148,15 +161,17 @@ class Invocation:
             mode=self.mode,
             capture=self.telemetry.settings.capture_content or self._per_call_mode is not None,
             scan=self.telemetry.settings.security_scan is not False,
+            api=self._spec.api,
         )
         messages = kwargs.get("messages")
         if isinstance(messages, list):
             record.messages = list(messages)
-        for key in ("prompt", "input"):
+        for key in ("prompt", "input", "query"):
             if kwargs.get(key) is not None:
                 record.prompt = kwargs[key]
-        if kwargs.get("instructions") is not None:
-            record.extra["instructions"] = kwargs["instructions"]
+        for key in ("instructions", "system", "documents", "file"):  # Responses, Anthropic, rerank, transcription
+            if kwargs.get(key) is not None:
+                record.extra[key] = kwargs[key]
         tools = kwargs.get("tools") or kwargs.get("functions")
         if tools is not None:
             record.tools = tools
@@ -283,16 +298,11 @@ class Invocation:
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
         )
 
-
     def _end_light(self, attributes: dict[str, Any], end_ns: int) -> None:
         """A sampled-out success: metrics and the sampled-out count, no span."""
         SAMPLED_OUT.add()
         telemetry = self.telemetry
-        kwargs = self._kwargs
-        model = kwargs.get("model")
-        if model is None and self._args:
-            model = self._args[0]
-        start = request_attributes(self.operation, str(model) if model is not None else "", kwargs)
+        start = self._start_attributes()
         telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
         telemetry.notify_end(self, self.span, None)
 
@@ -382,4 +392,3 @@ def _context_attributes(
 def chain_advance(telemetry: Telemetry, event_id: str) -> None:
     if telemetry.settings.auto_chain:
         chain_set(event_id)
-

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import wrapt
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.instrumentation.attributes import semconv_provider, usage_attributes
 from leanllm_otel.instrumentation.invocation import Invocation
 
@@ -130,11 +130,9 @@ class _StreamState:
         else:
             # No usage chunk: say so rather than estimate.
             attributes[sc.LEANLLM_USAGE_REPORTED] = False
-        hidden = getattr(stream, "_hidden_params", None) if stream is not None else None
-        if isinstance(hidden, Mapping):
-            provider = semconv_provider(hidden.get("custom_llm_provider"))
-            if provider:
-                attributes[sc.GEN_AI_PROVIDER_NAME] = provider
+        provider = semconv_provider(litellm_compat.hidden_params(stream).get("custom_llm_provider"))
+        if provider:
+            attributes[sc.GEN_AI_PROVIDER_NAME] = provider
         return attributes
 
 

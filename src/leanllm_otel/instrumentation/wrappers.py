@@ -20,6 +20,7 @@ from opentelemetry.trace import set_span_in_context
 
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.guardrails.errors import LeanLLMGuardrailError
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.instrumentation.invocation import Invocation, Skip
 from leanllm_otel.instrumentation.streams import StreamProxy
 from leanllm_otel.instrumentation.telemetry import Telemetry
@@ -29,11 +30,19 @@ _IN_LLM_CALL: ContextVar[bool] = ContextVar("leanllm_in_llm_call", default=False
 
 @dataclass(frozen=True, slots=True)
 class OperationSpec:
-    """One wrapped entry point: where it lives and which ``gen_ai.operation.name`` it performs."""
+    """One wrapped entry point: where it lives and which ``gen_ai.operation.name`` it performs.
+
+    ``api`` names the request / response shape (``chat``, ``responses``, ``image_generation``, ...) that the content
+    rendering reads; ``output_type`` is ``gen_ai.output.type`` when the operation fixes it; ``model_arg`` is the
+    position of ``model`` when passed positionally (None: keyword only).
+    """
 
     attribute: str
     operation: str
     is_async: bool
+    api: str = "chat"
+    output_type: str | None = None
+    model_arg: int | None = 0
 
 
 class TracingState:
@@ -50,7 +59,7 @@ def _begin(
     if telemetry is None or _IN_LLM_CALL.get() or not is_instrumentation_enabled():
         return None
     try:
-        return Invocation(telemetry, spec.operation, args, kwargs)
+        return Invocation(telemetry, spec, args, kwargs)
     except Skip:
         return None
     except LeanLLMGuardrailError:
@@ -61,7 +70,7 @@ def _begin(
 
 
 def _finish(invocation: Invocation, result: Any) -> Any:
-    if invocation.stream and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
+    if invocation.stream and litellm_compat.is_stream(result):
         try:
             return StreamProxy(result, invocation)
         except Exception:

@@ -27,6 +27,7 @@ import threading
 from typing import Any
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.processing.call_parts import call_input, call_output
 from leanllm_otel.processing.detectors import Detector, max_severity, summarize
 from leanllm_otel.processing.parts import (
     Conversation,
@@ -176,6 +177,9 @@ class ContentRenderer:
 
 
 def _input(record: CallRecord, policy: ModePolicy) -> Conversation:
+    conversation = call_input(record, policy)
+    if conversation is not None:
+        return conversation
     if record.messages is not None:
         return chat_input(record.messages, policy)
     if record.prompt is None and "instructions" not in record.extra:
@@ -188,6 +192,9 @@ def _input(record: CallRecord, policy: ModePolicy) -> Conversation:
 def _output(record: CallRecord, policy: ModePolicy) -> list[Message]:
     if record.operation == sc.OP_EMBEDDINGS:
         return []  # vectors are not content
+    output = call_output(record, policy)
+    if output is not None:
+        return output
     if record.chunks:
         return stream_output(record.chunks, policy)
     return response_output(record.response, policy)

@@ -225,14 +225,14 @@ def content_part(item: Any, policy: PartPolicy) -> Part | None:
     if kind == "input_audio":
         audio = get(item, "input_audio")
         fmt = get(audio, "format")
-        return _blob(get(audio, "data"), "audio", f"audio/{fmt}" if fmt else None)
+        return blob(get(audio, "data"), "audio", f"audio/{fmt}" if fmt else None)
     if kind in ("file", "input_file"):
         file = get(item, "file") if kind == "file" else item
         data = get(file, "file_data")
         if isinstance(data, str):
             if data.startswith("data:"):
                 return media_from_url(data, "document", policy)
-            return _blob(data, "document", _guess_mime(get(file, "filename")))
+            return blob(data, "document", _guess_mime(get(file, "filename")))
         url = get(file, "file_url")
         if isinstance(url, str):
             return media_from_url(url, "document", policy)
@@ -241,11 +241,20 @@ def content_part(item: Any, policy: PartPolicy) -> Part | None:
         source = get(item, "source")
         modality = "document" if kind == "document" else str(kind)
         if get(source, "type") == "base64":
-            return _blob(get(source, "data"), modality, get(source, "media_type"))
+            return blob(get(source, "data"), modality, get(source, "media_type"))
         url = get(source, "url")
         if isinstance(url, str):
             return media_from_url(url, modality, policy)
         return {"type": "blob", "modality": modality}
+    if kind == "tool_use":  # Anthropic: a tool call inside an assistant message's content
+        return tool_call_part(get(item, "id"), get(item, "name"), get(item, "input"), policy)
+    if kind == "tool_result":  # Anthropic: a tool's answer inside a user message's content
+        call_id = get(item, "tool_use_id")
+        return {
+            "type": "tool_call_response",
+            "id": None if call_id is None else str(call_id),
+            "response": policy.data(_plain(get(item, "content"))),
+        }
     if kind in ("thinking", "reasoning"):
         text = get(item, "thinking") or get(item, "text")
         return {"type": "reasoning", "content": policy.text(text if isinstance(text, str) else "")}
@@ -276,7 +285,8 @@ def media_from_url(url: str, modality: str, policy: PartPolicy) -> Part:
     return part
 
 
-def _blob(data: Any, modality: str, mime: Any) -> Part:
+def blob(data: Any, modality: str, mime: Any) -> Part:
+    """Inline media as ``{"type": "blob", "modality", "mime_type", "size"}``: the decoded size, never the payload."""
     part: Part = {"type": "blob", "modality": _modality(mime if isinstance(mime, str) else None, modality)}
     if isinstance(mime, str) and mime:
         part["mime_type"] = mime
@@ -354,7 +364,7 @@ def assistant_parts(message: Any, policy: PartPolicy) -> list[Part]:
         parts.append(tool_call_part(None, get(function_call, "name"), get(function_call, "arguments"), policy))
     audio = get(message, "audio")
     if audio is not None and get(audio, "data") is not None:
-        parts.append(_blob(get(audio, "data"), "audio", None))
+        parts.append(blob(get(audio, "data"), "audio", None))
     for image in get(message, "images") or ():
         url = get(get(image, "image_url"), "url")
         if isinstance(url, str):

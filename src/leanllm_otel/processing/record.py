@@ -30,8 +30,9 @@ class CallRecord:
     mode: RedactionMode
     capture: bool
     scan: bool
+    api: str = "chat"  # the request / response shape (``OperationSpec.api``)
     messages: list[Any] | None = None
-    prompt: Any = None  # text_completion prompt / embeddings input / Responses API input
+    prompt: Any = None  # text_completion prompt / embeddings input / Responses API input / speech input / query
     tools: Any = None
     response: Any = None
     chunks: list[Any] | None = None

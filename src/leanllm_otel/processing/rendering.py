@@ -16,6 +16,7 @@ from opentelemetry.trace import SpanContext, Status
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
 from leanllm_otel.settings import TelemetrySettings
@@ -162,14 +163,8 @@ def _enrich_cost(attributes: dict[str, Any]) -> None:
     if not isinstance(input_tokens, int) or not isinstance(model, str):
         return
     try:
-        import litellm
-
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=input_tokens,
-            completion_tokens=output_tokens if isinstance(output_tokens, int) else 0,
-        )
-        attributes[sc.LEANLLM_COST_USD] = float(prompt_cost) + float(completion_cost)
+        outputs = output_tokens if isinstance(output_tokens, int) else 0
+        attributes[sc.LEANLLM_COST_USD] = litellm_compat.cost_per_token(model, input_tokens, outputs)
     except Exception:  # a model LiteLLM has no price for: cost stays absent, never a guess
         return
 
@@ -199,4 +194,3 @@ class ContentRenderingExporter(SpanExporter):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.exporter, name)
-

@@ -1,0 +1,62 @@
+"""Everything leanllm-otel assumes about the OpenTelemetry SDK's private internals, in one place.
+
+Checked against opentelemetry-sdk 1.40.0 and 1.45.2 (the ``otel-oldest`` and pinned cells of the version matrix in
+``noxfile.py``). Below 1.40 ``_initialize_components`` has no ``span_processors`` / ``export_span_processor``
+arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSpanProcessor``: the package requires
+``opentelemetry-sdk>=1.40``.
+
+- ``_OTelSDKConfigurator`` / ``_initialize_components`` (``opentelemetry.sdk._configuration``): the standard SDK
+  setup the zero-code configurator reuses (``distro.py``).
+- ``_get_from_env_or_default`` (``opentelemetry.sdk.trace.sampling``): the ``OTEL_TRACES_SAMPLER`` sampler.
+- ``BatchSpanProcessor._batch_processor`` (the shared ``BatchProcessor``, SDK 1.34+) and its ``_queue``,
+  ``_worker_thread`` and ``_metrics`` (processor metrics with ``drop_items``, SDK 1.41+): drop counting and the
+  bounded shutdown in ``exporters/batching.py``. Each accessor returns None where the SDK lacks the attribute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sampler_from_env
+
+SDKConfigurator: type = _OTelSDKConfigurator
+
+
+def initialize_components(**kwargs: Any) -> None:
+    """The SDK's own setup from ``OTEL_*`` (resource, exporters, metrics, logs), with the given overrides."""
+    from opentelemetry.sdk._configuration import _initialize_components
+
+    _initialize_components(**kwargs)
+
+
+def sampler_from_env() -> Sampler:
+    """The head sampler ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` ask for (SDK default otherwise)."""
+    sampler: Sampler = _sampler_from_env()
+    return sampler
+
+
+def batch_processor(span_processor: Any) -> Any:
+    """The SDK's shared ``BatchProcessor`` behind a ``BatchSpanProcessor``, or None."""
+    return getattr(span_processor, "_batch_processor", None)
+
+
+def batch_queue(span_processor: Any) -> Any:
+    """The batch processor's bounded deque of pending spans, or None."""
+    return getattr(batch_processor(span_processor), "_queue", None)
+
+
+def batch_worker_thread(span_processor: Any) -> Any:
+    """The batch processor's export thread, or None."""
+    return getattr(batch_processor(span_processor), "_worker_thread", None)
+
+
+def batch_metrics(span_processor: Any) -> Any:
+    """The batch processor's metrics object (``drop_items``), or None."""
+    return getattr(batch_processor(span_processor), "_metrics", None)
+
+
+def set_batch_metrics(span_processor: Any, metrics: Any) -> None:
+    """Replace the batch processor's metrics object (to count what it drops)."""
+    batch_processor(span_processor)._metrics = metrics
