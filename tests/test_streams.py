@@ -152,11 +152,20 @@ def test_error_mid_stream_sync(instrumented: Any, openai_server: Any) -> None:
     _assert_errored(instrumented, info.value)
 
 
-@pytest.mark.xfail(ASYNC_STREAM_BREAK_IS_SILENT, strict=True,
-                   reason="LiteLLM 1.80.0 ends a broken async stream without raising: nothing to record as an error")
 async def test_error_mid_stream_async(instrumented: Any, openai_server: Any) -> None:
     stream = await _open_async(openai_server, "gpt-4o-mini-break-3")
     received = []
+    if ASYNC_STREAM_BREAK_IS_SILENT:
+        # LiteLLM 1.80.0 ends a broken async stream without raising: the caller sees a short stream and no error,
+        # and the span says what the caller saw (ended once, as completed, with the chunks that arrived).
+        async for chunk in stream:
+            received.append(chunk)
+        span = _only_span(instrumented)
+        attrs = dict(span.attributes or {})
+        assert received and attrs[sc.LEANLLM_STREAM_OUTCOME] == sc.STREAM_COMPLETED
+        assert attrs[sc.LEANLLM_STREAM_CHUNKS] == len(received)
+        assert span.status.status_code is not StatusCode.ERROR
+        return
     with pytest.raises(Exception) as info:
         async for chunk in stream:
             received.append(chunk)
