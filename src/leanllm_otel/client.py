@@ -392,8 +392,15 @@ class LeanLLM:
                 del self._pending[request_id]
             return taken
 
-    def _invoke(self, function_name: str, operation: str, model: str, kwargs: dict[str, Any],
-                content: dict[str, Any], control: dict[str, Any]) -> Any:
+    def _invoke(
+        self,
+        function_name: str,
+        operation: str,
+        model: str,
+        kwargs: dict[str, Any],
+        content: dict[str, Any],
+        control: dict[str, Any],
+    ) -> Any:
         import litellm
 
         function: Callable[..., Any] = getattr(litellm, function_name)
@@ -413,8 +420,15 @@ class LeanLLM:
         self._settle(options.request_id, call, result, None)
         return result
 
-    async def _ainvoke(self, function_name: str, operation: str, model: str, kwargs: dict[str, Any],
-                       content: dict[str, Any], control: dict[str, Any]) -> Any:
+    async def _ainvoke(
+        self,
+        function_name: str,
+        operation: str,
+        model: str,
+        kwargs: dict[str, Any],
+        content: dict[str, Any],
+        control: dict[str, Any],
+    ) -> Any:
         import litellm
 
         function: Callable[..., Any] = getattr(litellm, function_name)
@@ -748,8 +762,14 @@ class LeanLLM:
         store = self._sync_store()
         self._read_your_writes()
         return store.list_events(
-            correlation_id=correlation_id, model=model, labels=labels, since=since, until=until,
-            errors_only=errors_only, limit=limit, offset=offset,
+            correlation_id=correlation_id,
+            model=model,
+            labels=labels,
+            since=since,
+            until=until,
+            errors_only=errors_only,
+            limit=limit,
+            offset=offset,
         )
 
     def count_events(
@@ -766,7 +786,11 @@ class LeanLLM:
         store = self._sync_store()
         self._read_your_writes()
         return store.count_events(
-            correlation_id=correlation_id, model=model, labels=labels, since=since, until=until,
+            correlation_id=correlation_id,
+            model=model,
+            labels=labels,
+            since=since,
+            until=until,
             errors_only=errors_only,
         )
 

@@ -286,9 +286,7 @@ class LeanLLMConfig(BaseModel):
     enable_persistence: bool = Field(default=True, description="Master switch for exporting to a store.")
     auto_migrate: bool = Field(default=True, description="Run pending schema migrations at store start.")
     # worker / queue
-    queue_max_size: int = Field(
-        default=10_000, ge=1, description="Export queue capacity; overflow drops oldest."
-    )
+    queue_max_size: int = Field(default=10_000, ge=1, description="Export queue capacity; overflow drops oldest.")
     batch_size: int = Field(
         default=_DEFAULT_BATCH_SIZE, ge=1, description="Spans per export batch (<= queue_max_size)."
     )
@@ -297,19 +295,11 @@ class LeanLLMConfig(BaseModel):
     shutdown_timeout_ms: int = Field(default=5_000, ge=0, description="Time limit for the flush at shutdown.")
     # resilient delivery
     retry_max_attempts: int = Field(default=5, ge=1, description="Attempts per batch before it is dropped.")
-    retry_initial_backoff_ms: int = Field(
-        default=500, ge=0, description="First backoff; doubles, +-20% jitter."
-    )
+    retry_initial_backoff_ms: int = Field(default=500, ge=0, description="First backoff; doubles, +-20% jitter.")
     retry_total_budget_ms: int = Field(default=30_000, ge=0, description="Cap on total retry time per batch.")
-    circuit_breaker_failure_threshold: int = Field(
-        default=5, ge=1, description="Failures that open the circuit."
-    )
-    circuit_breaker_recovery_timeout_ms: int = Field(
-        default=30_000, ge=1, description="Open -> half-open delay."
-    )
-    circuit_breaker_half_open_max_calls: int = Field(
-        default=1, ge=1, description="Probe calls when half-open."
-    )
+    circuit_breaker_failure_threshold: int = Field(default=5, ge=1, description="Failures that open the circuit.")
+    circuit_breaker_recovery_timeout_ms: int = Field(default=30_000, ge=1, description="Open -> half-open delay.")
+    circuit_breaker_half_open_max_calls: int = Field(default=1, ge=1, description="Probe calls when half-open.")
     # privacy
     capture_content: bool = Field(default=False, description="Capture prompt and response content.")
     redaction_mode: RedactionMode | None = Field(
@@ -322,9 +312,7 @@ class LeanLLMConfig(BaseModel):
     detector_extra_patterns: dict[str, str] = Field(
         default_factory=dict, description="Extra detector patterns (RE2 syntax), name -> pattern."
     )
-    detector_allowlist: tuple[str, ...] = Field(
-        default=(), description="Literal values the detectors never flag."
-    )
+    detector_allowlist: tuple[str, ...] = Field(default=(), description="Literal values the detectors never flag.")
     max_content_chars: int = Field(default=32_768, ge=256, description="Size cap per content attribute.")
     # normalization
     auto_normalize: bool = Field(default=False, description="Populate normalized input/output features.")
@@ -342,9 +330,7 @@ class LeanLLMConfig(BaseModel):
     last_event_buffer: int = Field(default=32, ge=0, description="Size of the last_event ring; 0 disables.")
     auto_chain: bool = Field(default=False, description="Link each event to the previous one on the task.")
     # pipeline
-    service_name: str | None = Field(
-        default=None, description="service.name; falls back to OTEL_SERVICE_NAME."
-    )
+    service_name: str | None = Field(default=None, description="service.name; falls back to OTEL_SERVICE_NAME.")
     enforcement_policy: str | None = Field(default=None, description="Opt-in guardrail policy (reserved).")
 
     # --- field checks ----------------------------------------------------------------------------------
@@ -564,8 +550,7 @@ def _otel_capture_content(env: Mapping[str, str]) -> bool | None:
     # Shared with every GenAI instrumentation, so an unknown value must not stop the app; OTel treats it
     # as NO_CONTENT, and so do we.
     _logger.warning(
-        "%s=%r is not one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true, false; "
-        "content capture stays off",
+        "%s=%r is not one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true, false; content capture stays off",
         OTEL_CAPTURE_CONTENT_ENV,
         raw,
     )

@@ -85,8 +85,11 @@ def tool_calls_in(event: LLMEvent) -> list[ToolCallRecord]:
             (
                 _get(call, "id"),
                 str(_get(call, "name") or _get(_get(call, "function") or {}, "name") or ""),
-                _load(_get(call, "arguments") if _get(call, "arguments") is not None
-                      else _get(_get(call, "function") or {}, "arguments")),
+                _load(
+                    _get(call, "arguments")
+                    if _get(call, "arguments") is not None
+                    else _get(_get(call, "function") or {}, "arguments")
+                ),
             )
             for call in raw
             if isinstance(call, Mapping)

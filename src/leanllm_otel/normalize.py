@@ -59,6 +59,7 @@ _MEDIA_PART_TYPES: dict[str, str] = {
     "video": "video",
 }
 
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -72,8 +73,15 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     "pt": _words("o os que é de em um uma para com não você do da como"),
     "it": _words("il lo gli che è di e un una per con non sono come della"),
 }
-_SCRIPT_LANGUAGE = {"hangul": "ko", "kana": "ja", "thai": "th", "greek": "el", "hebrew": "he", "armenian": "hy",
-                    "georgian": "ka"}
+_SCRIPT_LANGUAGE = {
+    "hangul": "ko",
+    "kana": "ja",
+    "thai": "th",
+    "greek": "el",
+    "hebrew": "he",
+    "armenian": "hy",
+    "georgian": "ka",
+}
 
 
 # --- canonical form and hashing ------------------------------------------------------------------------------

@@ -62,8 +62,18 @@ _LITELLM_PREFIX: dict[str, str] = {
     "perplexity": "perplexity",
     "ibm.watsonx.ai": "watsonx",
 }
-_PARAMETERS = ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop", "frequency_penalty",
-               "presence_penalty", "n", "response_format")
+_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "n",
+    "response_format",
+)
 
 
 class NotReplayableError(ValueError):
@@ -219,11 +229,13 @@ def messages_from_event(event: LLMEvent) -> list[dict[str, Any]]:
         if responses:
             for response in responses:
                 value = response.get("response")
-                messages.append({
-                    "role": "tool",
-                    "tool_call_id": response.get("id"),
-                    "content": value if isinstance(value, str) else json.dumps(value),
-                })
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": response.get("id"),
+                        "content": value if isinstance(value, str) else json.dumps(value),
+                    }
+                )
             continue
         content = _text_of_parts(parts, event.event_id)
         out: dict[str, Any] = {"role": role, "content": _collapse(content) if content else None if tool_calls else ""}

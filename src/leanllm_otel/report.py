@@ -85,18 +85,37 @@ class _Group:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else None
         p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))] if lat else None
-        return {key: name, "calls": self.calls, "errors": self.errors,
-                "error_rate": round(self.errors / self.calls, 4) if self.calls else 0.0, "blocked": self.blocked,
-                "calls_with_findings": self.with_findings, "tokens": self.tokens, "cost_usd": round(self.cost, 6),
-                "latency_p50_ms": None if p50 is None else round(p50, 1),
-                "latency_p95_ms": None if p95 is None else round(p95, 1)}
+        return {
+            key: name,
+            "calls": self.calls,
+            "errors": self.errors,
+            "error_rate": round(self.errors / self.calls, 4) if self.calls else 0.0,
+            "blocked": self.blocked,
+            "calls_with_findings": self.with_findings,
+            "tokens": self.tokens,
+            "cost_usd": round(self.cost, 6),
+            "latency_p50_ms": None if p50 is None else round(p50, 1),
+            "latency_p95_ms": None if p95 is None else round(p95, 1),
+        }
 
 
 async def _collect(engine: AsyncEngine, since: datetime, until: datetime, report: Report) -> None:
     c = events.c
     statement = select(
-        c.timestamp, c.model, c.labels, c.status, c.input_tokens, c.output_tokens, c.cost, c.latency_ms,
-        c.findings, c.max_severity, c.blocked, c.block_reason, c.redaction_mode, c.content_captured,
+        c.timestamp,
+        c.model,
+        c.labels,
+        c.status,
+        c.input_tokens,
+        c.output_tokens,
+        c.cost,
+        c.latency_ms,
+        c.findings,
+        c.max_severity,
+        c.blocked,
+        c.block_reason,
+        c.redaction_mode,
+        c.content_captured,
     ).where(and_(c.timestamp >= since, c.timestamp < until))
     total = _Group()
     models: dict[str, _Group] = defaultdict(_Group)
@@ -135,17 +154,23 @@ async def _collect(engine: AsyncEngine, since: datetime, until: datetime, report
     report.totals = total.as_dict("all", "scope")
     report.by_model = sorted((g.as_dict(k, "model") for k, g in models.items()), key=lambda d: -d["calls"])
     report.by_label = sorted((g.as_dict(k, "label") for k, g in labels.items()), key=lambda d: -d["calls"])
-    report.daily = [{"day": d, "calls": v["calls"], "errors": v["errors"], "blocked": v["blocked"]}
-                    for d, v in sorted(days.items())]
-    report.findings_by_type = [{"type": t, "category": _category(t), "findings": n, "calls": type_calls[t]}
-                               for t, n in type_counts.most_common()]
+    report.daily = [
+        {"day": d, "calls": v["calls"], "errors": v["errors"], "blocked": v["blocked"]} for d, v in sorted(days.items())
+    ]
+    report.findings_by_type = [
+        {"type": t, "category": _category(t), "findings": n, "calls": type_calls[t]}
+        for t, n in type_counts.most_common()
+    ]
     report.calls_by_max_severity = {s: severities[s] for s in _SEVERITIES if severities[s]}
     by_category: Counter[str] = Counter()
     for t, n in type_counts.items():
         by_category[_category(t)] += n
     report.findings_by_category = dict(by_category.most_common())
-    report.redaction = {"calls_by_mode": dict(modes.most_common()), "calls_with_pii_or_secrets": sensitive_calls,
-                        "of_which_not_stored_verbatim": sensitive_protected}
+    report.redaction = {
+        "calls_by_mode": dict(modes.most_common()),
+        "calls_with_pii_or_secrets": sensitive_calls,
+        "of_which_not_stored_verbatim": sensitive_protected,
+    }
     report.blocked = [{"reason": r, "calls": n} for r, n in blocked.most_common()]
     await _guardrail_events(connection_engine=engine, since=since, until=until, report=report)
 
@@ -164,8 +189,16 @@ async def _guardrail_events(connection_engine: AsyncEngine, since: datetime, unt
             select(g).where(and_(g.c.timestamp >= since, g.c.timestamp < until)).order_by(g.c.timestamp)
         )
         for row in rows:
-            item = {"timestamp": row.timestamp.isoformat(), "kind": row.kind, "name": row.name, "key": row.key,
-                    "model": row.model, "event_id": row.event_id, "value": row.value, "threshold": row.threshold}
+            item = {
+                "timestamp": row.timestamp.isoformat(),
+                "kind": row.kind,
+                "name": row.name,
+                "key": row.key,
+                "model": row.model,
+                "event_id": row.event_id,
+                "value": row.value,
+                "threshold": row.threshold,
+            }
             (report.anomalies if row.kind == "anomaly" else report.budget_events).append(item)
 
 
@@ -176,9 +209,12 @@ def build_report(database_url: str, since: datetime, until: datetime, *, timeout
     since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
     until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
     database = Database(database_url, name="leanllm-report")
-    report = Report(since=since.isoformat(), until=until.isoformat(),
-                    generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    database=database.masked_url)
+    report = Report(
+        since=since.isoformat(),
+        until=until.isoformat(),
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        database=database.masked_url,
+    )
     try:
         database.run(lambda engine: _collect(engine, since, until, report), timeout_s)
     finally:
@@ -207,8 +243,16 @@ def _md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_GROUP_COLUMNS = ("calls", "errors", "blocked", "calls_with_findings", "tokens", "cost_usd", "latency_p50_ms",
-                  "latency_p95_ms")
+_GROUP_COLUMNS = (
+    "calls",
+    "errors",
+    "blocked",
+    "calls_with_findings",
+    "tokens",
+    "cost_usd",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
 
 
 def _markdown(r: Report) -> str:
@@ -216,41 +260,76 @@ def _markdown(r: Report) -> str:
     period = f"{r.since} to {r.until} (generated {r.generated_at}, {r.database})"
     out = [f"# LLM compliance report\n\n{markdown_cell(period)}\n"]
     out.append("## Summary\n")
-    out.append(_md_table(["calls", "errors", "error rate", "blocked", "calls with findings", "tokens", "cost (USD)"],
-                         [[t.get("calls", 0), t.get("errors", 0), f"{t.get('error_rate', 0):.1%}",
-                           t.get("blocked", 0), t.get("calls_with_findings", 0), t.get("tokens", 0),
-                           f"{t.get('cost_usd', 0):.4f}"]]))
+    out.append(
+        _md_table(
+            ["calls", "errors", "error rate", "blocked", "calls with findings", "tokens", "cost (USD)"],
+            [
+                [
+                    t.get("calls", 0),
+                    t.get("errors", 0),
+                    f"{t.get('error_rate', 0):.1%}",
+                    t.get("blocked", 0),
+                    t.get("calls_with_findings", 0),
+                    t.get("tokens", 0),
+                    f"{t.get('cost_usd', 0):.4f}",
+                ]
+            ],
+        )
+    )
     out.append("\n## Security findings by type\n")
-    out.append(_md_table(["type", "category", "findings", "calls"],
-                         [[f["type"], f["category"], f["findings"], f["calls"]] for f in r.findings_by_type])
-               if r.findings_by_type else "No findings.\n")
+    out.append(
+        _md_table(
+            ["type", "category", "findings", "calls"],
+            [[f["type"], f["category"], f["findings"], f["calls"]] for f in r.findings_by_type],
+        )
+        if r.findings_by_type
+        else "No findings.\n"
+    )
     if r.calls_by_max_severity:
         out.append("\n## Calls by highest finding severity\n")
         out.append(_md_table(["severity", "calls"], r.calls_by_max_severity.items()))
     red = r.redaction
     out.append("\n## PII and secrets\n")
-    out.append(f"{red.get('calls_with_pii_or_secrets', 0)} call(s) carried PII or secrets; "
-               f"{red.get('of_which_not_stored_verbatim', 0)} of them were stored redacted, hashed or without "
-               "content.\n\n")
+    out.append(
+        f"{red.get('calls_with_pii_or_secrets', 0)} call(s) carried PII or secrets; "
+        f"{red.get('of_which_not_stored_verbatim', 0)} of them were stored redacted, hashed or without "
+        "content.\n\n"
+    )
     out.append(_md_table(["redaction mode", "calls"], (red.get("calls_by_mode") or {}).items()))
     out.append("\n## Blocked requests\n")
-    out.append(_md_table(["reason", "calls"], [[b["reason"], b["calls"]] for b in r.blocked])
-               if r.blocked else "None.\n")
+    out.append(
+        _md_table(["reason", "calls"], [[b["reason"], b["calls"]] for b in r.blocked]) if r.blocked else "None.\n"
+    )
     out.append("\n## Budget events\n")
-    out.append(_md_table(["time", "event", "budget", "key", "spent (USD)", "limit (USD)"],
-                         [[e["timestamp"], e["kind"], e["name"], e["key"], _usd(e["value"]), _usd(e["threshold"])]
-                          for e in r.budget_events]) if r.budget_events else "None.\n")
+    out.append(
+        _md_table(
+            ["time", "event", "budget", "key", "spent (USD)", "limit (USD)"],
+            [
+                [e["timestamp"], e["kind"], e["name"], e["key"], _usd(e["value"]), _usd(e["threshold"])]
+                for e in r.budget_events
+            ],
+        )
+        if r.budget_events
+        else "None.\n"
+    )
     out.append("\n## Anomalies\n")
-    out.append(_md_table(["time", "type", "baseline key", "value", "baseline"],
-                         [[e["timestamp"], e["name"], e["key"], _num(e["value"]), _num(e["threshold"])]
-                          for e in r.anomalies]) if r.anomalies else "None.\n")
+    out.append(
+        _md_table(
+            ["time", "type", "baseline key", "value", "baseline"],
+            [[e["timestamp"], e["name"], e["key"], _num(e["value"]), _num(e["threshold"])] for e in r.anomalies],
+        )
+        if r.anomalies
+        else "None.\n"
+    )
     out.append("\n## Per model\n")
-    out.append(_md_table(["model", *_GROUP_COLUMNS], [[g["model"], *(g[c] for c in _GROUP_COLUMNS)]
-                                                      for g in r.by_model]))
+    out.append(
+        _md_table(["model", *_GROUP_COLUMNS], [[g["model"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_model])
+    )
     if r.by_label:
         out.append("\n## Per label\n")
-        out.append(_md_table(["label", *_GROUP_COLUMNS], [[g["label"], *(g[c] for c in _GROUP_COLUMNS)]
-                                                          for g in r.by_label]))
+        out.append(
+            _md_table(["label", *_GROUP_COLUMNS], [[g["label"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_label])
+        )
     return "".join(out)
 
 
@@ -303,11 +382,14 @@ def _h_bars(items: Sequence[tuple[str, float, str]], fmt: str = "{:g}", width: i
     for i, (label, value, colour) in enumerate(items):
         y = i * (bar_h + gap)
         w = max(1.0, (width - label_w - 70) * value / top)
-        parts.append(f'<text x="{label_w - 6}" y="{y + 14}" font-size="12" text-anchor="end" fill="#34495e">'
-                     f'{_e(label[:22])}</text>')
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" font-size="12" text-anchor="end" fill="#34495e">'
+            f"{_e(label[:22])}</text>"
+        )
         parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="3" fill="{colour}"/>')
-        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 14}" font-size="12" fill="#1c2833">'
-                     f'{_e(fmt.format(value))}</text>')
+        parts.append(
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 14}" font-size="12" fill="#1c2833">{_e(fmt.format(value))}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -321,10 +403,12 @@ def _daily_chart(daily: Sequence[Mapping[str, Any]], width: int = 1000, height: 
     plot_h = height - bottom - top_pad
     step = (width - left) / len(daily)
     bar_w = max(2.0, min(40.0, step * 0.7))
-    parts = [f'<svg role="img" width="100%" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-             f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#aab7b8"/>',
-             f'<text x="{left - 6}" y="{top_pad + 8}" font-size="11" text-anchor="end" fill="#5d6d7e">{top}</text>',
-             f'<text x="{left - 6}" y="{height - bottom}" font-size="11" text-anchor="end" fill="#5d6d7e">0</text>']
+    parts = [
+        f'<svg role="img" width="100%" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#aab7b8"/>',
+        f'<text x="{left - 6}" y="{top_pad + 8}" font-size="11" text-anchor="end" fill="#5d6d7e">{top}</text>',
+        f'<text x="{left - 6}" y="{height - bottom}" font-size="11" text-anchor="end" fill="#5d6d7e">0</text>',
+    ]
     label_every = max(1, len(daily) // 12)
     for i, d in enumerate(daily):
         x = left + i * step + (step - bar_w) / 2
@@ -334,11 +418,15 @@ def _daily_chart(daily: Sequence[Mapping[str, Any]], width: int = 1000, height: 
             h = plot_h * value / top
             if h > 0:
                 y -= h
-                parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
-                             f'<title>{_e(d["day"])}: {value}</title></rect>')
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
+                    f"<title>{_e(d['day'])}: {value}</title></rect>"
+                )
         if i % label_every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="11" text-anchor="middle" '
-                         f'fill="#5d6d7e">{_e(d["day"][5:])}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="11" text-anchor="middle" '
+                f'fill="#5d6d7e">{_e(d["day"][5:])}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -365,10 +453,15 @@ def _html(r: Report) -> str:
         ("Tokens", f"{t.get('tokens', 0):,}", False),
         ("Cost", f"${t.get('cost_usd', 0):,.4f}", False),
     ]
-    card_html = "".join(f'<div class="card{" bad" if bad else ""}"><div class="l">{_e(label)}</div>'
-                        f'<div class="v">{_e(value)}</div></div>' for label, value, bad in cards)
-    finding_bars = [(f["type"], float(f["findings"]), _CATEGORY_COLOURS.get(f["category"], "#2e86c1"))
-                    for f in r.findings_by_type[:15]]
+    card_html = "".join(
+        f'<div class="card{" bad" if bad else ""}"><div class="l">{_e(label)}</div>'
+        f'<div class="v">{_e(value)}</div></div>'
+        for label, value, bad in cards
+    )
+    finding_bars = [
+        (f["type"], float(f["findings"]), _CATEGORY_COLOURS.get(f["category"], "#2e86c1"))
+        for f in r.findings_by_type[:15]
+    ]
     cost_bars = [(g["model"], float(g["cost_usd"]), "#17a589") for g in r.by_model[:12]]
     legend = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in _CATEGORY_COLOURS.items())
     red = r.redaction
@@ -387,8 +480,11 @@ def _html(r: Report) -> str:
         f"{_h_bars(finding_bars)}</div>"
         f"<div class='panel'><h3>Cost by model (USD)</h3>{_h_bars(cost_bars, '{:.4f}')}</div></div>",
         "<h2>Findings</h2>",
-        _html_table(["type", "category", "findings", "calls"],
-                    [[f["type"], f["category"], f["findings"], f["calls"]] for f in r.findings_by_type], (2, 3)),
+        _html_table(
+            ["type", "category", "findings", "calls"],
+            [[f["type"], f["category"], f["findings"], f["calls"]] for f in r.findings_by_type],
+            (2, 3),
+        ),
         "<h2>PII and secrets</h2>",
         f"<p>{red.get('calls_with_pii_or_secrets', 0)} call(s) carried PII or secrets; "
         f"{red.get('of_which_not_stored_verbatim', 0)} of them were stored redacted, hashed or without content. "
@@ -398,22 +494,33 @@ def _html(r: Report) -> str:
         "<h2>Blocked requests</h2>",
         _html_table(["reason", "calls"], [[b["reason"], b["calls"]] for b in r.blocked], (1,)),
         "<h2>Budget events</h2>",
-        _html_table(["time", "event", "budget", "key", "spent (USD)", "limit (USD)"],
-                    [[e["timestamp"][:19], e["kind"], e["name"], e["key"], _usd(e["value"]), _usd(e["threshold"])]
-                     for e in r.budget_events], (4, 5)),
+        _html_table(
+            ["time", "event", "budget", "key", "spent (USD)", "limit (USD)"],
+            [
+                [e["timestamp"][:19], e["kind"], e["name"], e["key"], _usd(e["value"]), _usd(e["threshold"])]
+                for e in r.budget_events
+            ],
+            (4, 5),
+        ),
         "<h2>Anomalies</h2>",
-        _html_table(["time", "type", "baseline", "value", "baseline mean"],
-                    [[e["timestamp"][:19], e["name"], e["key"], _num(e["value"]), _num(e["threshold"])]
-                     for e in r.anomalies], (3, 4)),
+        _html_table(
+            ["time", "type", "baseline", "value", "baseline mean"],
+            [[e["timestamp"][:19], e["name"], e["key"], _num(e["value"]), _num(e["threshold"])] for e in r.anomalies],
+            (3, 4),
+        ),
         "<h2>Per model</h2>",
-        _html_table(["model", *group_headers], [[g["model"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_model],
-                    numeric),
+        _html_table(
+            ["model", *group_headers], [[g["model"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_model], numeric
+        ),
         "<h2>Per label</h2>",
-        _html_table(["label", *group_headers], [[g["label"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_label],
-                    numeric),
+        _html_table(
+            ["label", *group_headers], [[g["label"], *(g[c] for c in _GROUP_COLUMNS)] for g in r.by_label], numeric
+        ),
     ]
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>LLM compliance report</title>"
-            f"<style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>LLM compliance report</title>"
+        f"<style>{_CSS}</style></head><body><main>{''.join(sections)}</main></body></html>\n"
+    )
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:

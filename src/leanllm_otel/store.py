@@ -307,8 +307,9 @@ class EventStore:
     def stats(self, **criteria: Any) -> StoreStats:
         return self._run(lambda: self._store.stats(**criteria))
 
-    def recorded_since(self, after: datetime, *, event_filter: EventFilter | None = None,
-                       limit: int = 1000) -> list[tuple[datetime, LLMEvent]]:
+    def recorded_since(
+        self, after: datetime, *, event_filter: EventFilter | None = None, limit: int = 1000
+    ) -> list[tuple[datetime, LLMEvent]]:
         return self._run(lambda: self._store.recorded_since(after, event_filter=event_filter, limit=limit))
 
     def migrate(self, revision: str = "head") -> str | None:

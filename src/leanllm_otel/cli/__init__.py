@@ -80,8 +80,9 @@ def resolve_database_url(args: argparse.Namespace) -> str:
     return url
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: IO[str] | None = None,
-                right_align: Iterable[int] = ()) -> None:
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], out: IO[str] | None = None, right_align: Iterable[int] = ()
+) -> None:
     """Print an aligned text table (columns padded to their widest cell; ``right_align``: column indexes)."""
     out = out or sys.stdout
     cells = [[one_line(h) for h in headers], *[[one_line(v) for v in row] for row in rows]]

@@ -41,7 +41,7 @@ def _criteria(filters: list[tuple[str, str]]) -> dict[str, Any]:
     criteria: dict[str, Any] = {"labels": {}}
     for key, value in filters:
         if key.startswith("label."):
-            criteria["labels"][key[len("label."):]] = value
+            criteria["labels"][key[len("label.") :]] = value
         elif key in ("since", "until"):
             try:
                 criteria[key] = parse_time(value)
@@ -134,7 +134,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     finally:
         store.close()
     summary = replay_batch(
-        events, model=args.model, litellm_kwargs=litellm_kwargs, on_result=lambda r: _print_result(r, args.json),
+        events,
+        model=args.model,
+        litellm_kwargs=litellm_kwargs,
+        on_result=lambda r: _print_result(r, args.json),
         **overrides,
     )
     if args.json:
@@ -155,8 +158,14 @@ def register(subparsers: Any) -> None:
     add_database_option(replay)
     replay.add_argument("event_id", metavar="ID", nargs="?", help="the event to replay")
     replay.add_argument("--batch", action="store_true", help="replay every event matching --filter")
-    replay.add_argument("--filter", action="append", type=_filter, default=[], metavar="KEY=VALUE",
-                        help="batch filter: model, correlation_id, label.<name>, since, until, errors (repeatable)")
+    replay.add_argument(
+        "--filter",
+        action="append",
+        type=_filter,
+        default=[],
+        metavar="KEY=VALUE",
+        help="batch filter: model, correlation_id, label.<name>, since, until, errors (repeatable)",
+    )
     replay.add_argument("--limit", type=int, default=20, help="batch: at most this many events (default 20)")
     replay.add_argument("--model", help="replay on this LiteLLM model instead of the original")
     replay.add_argument("--temperature", type=float)

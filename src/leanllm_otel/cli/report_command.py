@@ -13,10 +13,11 @@ from leanllm_otel.textsafe import terminal_safe
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "report", help="compliance report: calls, errors, findings, blocks, budgets, anomalies",
+        "report",
+        help="compliance report: calls, errors, findings, blocks, budgets, anomalies",
         description="Summarise the store over a period: calls, errors, security findings by type and severity, "
-                    "PII/secrets and how they were stored, blocked requests, budget events and anomalies, "
-                    "per model and label.",
+        "PII/secrets and how they were stored, blocked requests, budget events and anomalies, "
+        "per model and label.",
     )
     add_database_option(parser)
     parser.add_argument("--since", default="7d", help="ISO date/time or look-back (7d, 24h); default 7d")

@@ -69,8 +69,14 @@ def _positive_float(text: str) -> float:
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--correlation-id", metavar="ID", help="only events of this correlation id")
     parser.add_argument("--model", help="only events for this (request) model")
-    parser.add_argument("--label", action="append", type=parse_label, default=[], metavar="KEY=VALUE",
-                        help="only events with this label (repeatable; all must match)")
+    parser.add_argument(
+        "--label",
+        action="append",
+        type=parse_label,
+        default=[],
+        metavar="KEY=VALUE",
+        help="only events with this label (repeatable; all must match)",
+    )
     parser.add_argument("--since", type=parse_time, metavar="TIME", help="start time, ISO 8601 or age (30m, 2h, 7d)")
     parser.add_argument("--until", type=parse_time, metavar="TIME", help="end time (exclusive), same forms")
     parser.add_argument("--errors", action="store_true", help="only failed calls")
@@ -80,8 +86,12 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-cost", type=_positive_float, metavar="USD", help="only calls costing at least this")
     parser.add_argument("--min-latency-ms", type=_positive_float, metavar="MS", help="only calls at least this slow")
     parser.add_argument("--search", metavar="WORDS", help="only events whose stored content has every word")
-    parser.add_argument("--score", type=_score_filter, metavar="FILTER",
-                        help="only scored events: NAME, NAME=VALUE or NAME>=NUMBER (also <, <=, >, !=)")
+    parser.add_argument(
+        "--score",
+        type=_score_filter,
+        metavar="FILTER",
+        help="only scored events: NAME, NAME=VALUE or NAME>=NUMBER (also <, <=, >, !=)",
+    )
 
 
 def _event_filter(args: argparse.Namespace) -> EventFilter:
@@ -131,8 +141,16 @@ _LOG_HEADERS = ("TIME (UTC)", "EVENT ID", "MODEL", "STATUS", "TOKENS IN/OUT", "C
 def _log_row(event: LLMEvent) -> list[str]:
     status = event.status if event.status == "ok" else f"error:{event.error_kind or event.error_type or '?'}"
     labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
-    return [_time(event.timestamp), event.event_id, event.model or "-", status, _tokens(event), _cost(event.cost),
-            _ms(event.latency_ms), labels]
+    return [
+        _time(event.timestamp),
+        event.event_id,
+        event.model or "-",
+        status,
+        _tokens(event),
+        _cost(event.cost),
+        _ms(event.latency_ms),
+        labels,
+    ]
 
 
 def _print_events(events: Sequence[LLMEvent], as_json: bool) -> None:
@@ -144,17 +162,63 @@ def _print_events(events: Sequence[LLMEvent], as_json: bool) -> None:
 
 
 _SHOW_SCALARS = (
-    "event_id", "timestamp", "end_timestamp", "trace_id", "span_id", "parent_span_id", "operation", "provider",
-    "model", "response_model", "response_id", "finish_reasons", "server_address", "server_port", "status",
-    "error_type", "error_kind", "error_message", "input_tokens", "output_tokens", "total_tokens",
-    "cache_read_input_tokens", "cache_creation_input_tokens", "reasoning_tokens", "usage_reported", "cost",
-    "latency_ms", "stream", "stream_outcome", "stream_chunks", "time_to_first_token_ms", "total_stream_time_ms",
-    "environment", "correlation_id", "parent_request_id", "redaction_mode", "sampling_rate", "content_captured",
-    "input_message_count", "input_chars", "output_chars", "max_severity", "blocked", "block_reason",
+    "event_id",
+    "timestamp",
+    "end_timestamp",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "operation",
+    "provider",
+    "model",
+    "response_model",
+    "response_id",
+    "finish_reasons",
+    "server_address",
+    "server_port",
+    "status",
+    "error_type",
+    "error_kind",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+    "usage_reported",
+    "cost",
+    "latency_ms",
+    "stream",
+    "stream_outcome",
+    "stream_chunks",
+    "time_to_first_token_ms",
+    "total_stream_time_ms",
+    "environment",
+    "correlation_id",
+    "parent_request_id",
+    "redaction_mode",
+    "sampling_rate",
+    "content_captured",
+    "input_message_count",
+    "input_chars",
+    "output_chars",
+    "max_severity",
+    "blocked",
+    "block_reason",
 )
 _SHOW_SECTIONS = (
-    "labels", "metadata", "parameters", "findings", "system_instructions", "input_messages", "output_messages",
-    "tool_definitions", "tool_calls", "normalized_input", "normalized_output",
+    "labels",
+    "metadata",
+    "parameters",
+    "findings",
+    "system_instructions",
+    "input_messages",
+    "output_messages",
+    "tool_definitions",
+    "tool_calls",
+    "normalized_input",
+    "normalized_output",
 )
 
 
@@ -181,8 +245,17 @@ _STATS_HEADERS = ("GROUP", "CALLS", "ERRORS", "ERR%", "TOKENS", "COST", "P50", "
 
 
 def _stats_row(group: GroupStats) -> list[str]:
-    return [group.key, str(group.calls), str(group.errors), f"{group.error_rate * 100:.1f}", str(group.total_tokens),
-            f"${group.cost:.6f}", _ms(group.latency_p50_ms), _ms(group.latency_p95_ms), _ms(group.ttft_p50_ms)]
+    return [
+        group.key,
+        str(group.calls),
+        str(group.errors),
+        f"{group.error_rate * 100:.1f}",
+        str(group.total_tokens),
+        f"${group.cost:.6f}",
+        _ms(group.latency_p50_ms),
+        _ms(group.latency_p95_ms),
+        _ms(group.ttft_p50_ms),
+    ]
 
 
 # --- commands ------------------------------------------------------------------------------------------------

@@ -257,8 +257,9 @@ class Delivery:
                     delay = max(delay, retry_after)
                 if self._clock() - started + delay > self.policy.total_budget_s:
                     return self._drop(count, REASON_RETRY_EXHAUSTED, f"retry budget spent, last: {reason}")
-                _logger.debug("leanllm-otel %s: attempt %d failed (%s); retry in %.3fs", self.name, failures,
-                              reason, delay)
+                _logger.debug(
+                    "leanllm-otel %s: attempt %d failed (%s); retry in %.3fs", self.name, failures, reason, delay
+                )
                 if self._stop.wait(delay):
                     return self._drop(count, REASON_SHUTDOWN, f"exporter closing, last: {reason}")
             else:

@@ -326,8 +326,14 @@ class LoopThread:
 class Database:
     """One database used from synchronous code: a :class:`LoopThread` plus an engine created on that loop."""
 
-    def __init__(self, database_url: str, *, name: str = "leanllm-sql", sqlite_busy_timeout_ms: int = 5000,
-                 connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        name: str = "leanllm-sql",
+        sqlite_busy_timeout_ms: int = 5000,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         self.async_url = async_database_url(database_url)
         self.masked_url = mask_url(database_url)
         self._busy_ms = sqlite_busy_timeout_ms

@@ -36,10 +36,22 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Alert": "alerts", "AlertDispatcher": "alerts", "PagerDutySink": "alerts", "SlackSink": "alerts",
-    "WebhookSink": "alerts", "AnomalyConfig": "anomaly", "AnomalyDetector": "anomaly", "Budget": "budgets",
-    "BudgetManager": "budgets", "InMemoryLedger": "budgets", "SQLLedger": "budgets", "EnforcementPolicy": "policy",
-    "use_enforcement": "policy", "Guard": "guard", "GuardExporter": "guard", "guard_from_config": "config",
+    "Alert": "alerts",
+    "AlertDispatcher": "alerts",
+    "PagerDutySink": "alerts",
+    "SlackSink": "alerts",
+    "WebhookSink": "alerts",
+    "AnomalyConfig": "anomaly",
+    "AnomalyDetector": "anomaly",
+    "Budget": "budgets",
+    "BudgetManager": "budgets",
+    "InMemoryLedger": "budgets",
+    "SQLLedger": "budgets",
+    "EnforcementPolicy": "policy",
+    "use_enforcement": "policy",
+    "Guard": "guard",
+    "GuardExporter": "guard",
+    "guard_from_config": "config",
 }
 
 

@@ -104,8 +104,12 @@ class WebhookSink:
         return self.url, alert.to_json(), dict(self.headers)
 
 
-_SLACK_EMOJI = {Severity.LOW: ":information_source:", Severity.MEDIUM: ":warning:", Severity.HIGH: ":rotating_light:",
-                Severity.CRITICAL: ":fire:"}
+_SLACK_EMOJI = {
+    Severity.LOW: ":information_source:",
+    Severity.MEDIUM: ":warning:",
+    Severity.HIGH: ":rotating_light:",
+    Severity.CRITICAL: ":fire:",
+}
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,7 @@ class SlackSink:
         return self.url, body, {}
 
 
-_PD_SEVERITY = {Severity.LOW: "info", Severity.MEDIUM: "warning", Severity.HIGH: "error",
-                Severity.CRITICAL: "critical"}
+_PD_SEVERITY = {Severity.LOW: "info", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "critical"}
 
 
 @dataclass(frozen=True)
@@ -232,11 +235,18 @@ class AlertDispatcher:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size))
         policy = retry or RetryPolicy(max_attempts=3, initial_backoff_s=0.5, total_budget_s=10.0)
         settings = breaker or BreakerSettings()
-        self._deliveries = {sink.name: Delivery(f"alerts:{sink.name}", policy, settings.build(), self.drops)
-                            for sink in self.sinks}
+        self._deliveries = {
+            sink.name: Delivery(f"alerts:{sink.name}", policy, settings.build(), self.drops) for sink in self.sinks
+        }
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
-        self.counters = {"emitted": 0, "sent": 0, "cooldown": 0, "rate_limited": 0, "queue_full": 0,
-                         "below_threshold": 0}
+        self.counters = {
+            "emitted": 0,
+            "sent": 0,
+            "cooldown": 0,
+            "rate_limited": 0,
+            "queue_full": 0,
+            "below_threshold": 0,
+        }
         self._unfinished = 0
         self._idle = threading.Condition(self._lock)
         self._closed = False

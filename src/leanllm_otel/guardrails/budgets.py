@@ -285,9 +285,7 @@ class SQLLedger:
             .on_conflict_do_nothing(index_elements=["budget_key"])
         )
         return (
-            await connection.execute(
-                select(budget_state).where(budget_state.c.budget_key == key).with_for_update()
-            )
+            await connection.execute(select(budget_state).where(budget_state.c.budget_key == key).with_for_update())
         ).one()
 
     @staticmethod

@@ -93,16 +93,19 @@ def guard_from_config(config: Any = None, environ: Mapping[str, str] | None = No
             cooldown_s=float(env.get("LEANLLM_ALERT_COOLDOWN_S", "300")),
             max_per_minute=float(env.get("LEANLLM_ALERT_MAX_PER_MINUTE", "30")),
             retry=RetryPolicy.from_config(config) if hasattr(config, "retry_max_attempts") else None,
-            breaker=BreakerSettings.from_config(config) if hasattr(config, "circuit_breaker_failure_threshold")
+            breaker=BreakerSettings.from_config(config)
+            if hasattr(config, "circuit_breaker_failure_threshold")
             else None,
         )
 
     anomalies: AnomalyDetector | None = None
     if parse_bool(env.get("LEANLLM_ANOMALY_DETECTION", "false")):
-        anomalies = AnomalyDetector(AnomalyConfig(
-            sigma=float(env.get("LEANLLM_ANOMALY_SIGMA", "3.0")),
-            min_samples=int(env.get("LEANLLM_ANOMALY_MIN_SAMPLES", "20")),
-        ))
+        anomalies = AnomalyDetector(
+            AnomalyConfig(
+                sigma=float(env.get("LEANLLM_ANOMALY_SIGMA", "3.0")),
+                min_samples=int(env.get("LEANLLM_ANOMALY_MIN_SAMPLES", "20")),
+            )
+        )
 
     if policy is None and budgets is None and alerts is None and anomalies is None:
         return None

@@ -53,8 +53,10 @@ def request_texts(kwargs: Mapping[str, Any]) -> Iterator[tuple[bool, str]]:
             if isinstance(tool_calls, list):
                 for call in tool_calls:
                     function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-                    args = function.get("arguments") if isinstance(function, Mapping) else getattr(
-                        function, "arguments", None
+                    args = (
+                        function.get("arguments")
+                        if isinstance(function, Mapping)
+                        else getattr(function, "arguments", None)
                     )
                     if isinstance(args, str):
                         yield system, args

@@ -178,14 +178,20 @@ class Guard:
             if policy.checks_prompt:
                 violation = check_prompt(policy, self.detector(), kwargs)
                 if violation is not None:
-                    self._refuse(invocation, violation, {
-                        sc.LEANLLM_SECURITY_FINDINGS: json.dumps(dict.fromkeys(violation.findings, 1)),
-                        sc.LEANLLM_SECURITY_FINDING_TYPES: list(violation.findings),
-                    })
+                    self._refuse(
+                        invocation,
+                        violation,
+                        {
+                            sc.LEANLLM_SECURITY_FINDINGS: json.dumps(dict.fromkeys(violation.findings, 1)),
+                            sc.LEANLLM_SECURITY_FINDING_TYPES: list(violation.findings),
+                        },
+                    )
             if policy.checks_stream and invocation.stream:
                 monitor = StreamMonitor(
-                    self.detector(), self.secrets_detector(),
-                    stop_on_secret=policy.stop_stream_on_secret, window_chars=policy.scan_window_chars,
+                    self.detector(),
+                    self.secrets_detector(),
+                    stop_on_secret=policy.stop_stream_on_secret,
+                    window_chars=policy.scan_window_chars,
                 )
         reservations: tuple[Reservation, ...] = ()
         if self.budgets is not None and self.budgets.blocking:
@@ -257,24 +263,45 @@ class Guard:
             if budget_event.startswith("blocked:"):
                 name = budget_event.split(":", 1)[1]
                 rows.append(_row(now, "budget_blocked", name, None, model, event_id, None, None, {}))
-                self._alert(Alert(BUDGET, Severity.HIGH, f"budget_blocked:{name}",
-                                  f"Budget {name} exhausted: a call to {model or 'an LLM'} was refused",
-                                  {"budget": name, "model": model}))
+                self._alert(
+                    Alert(
+                        BUDGET,
+                        Severity.HIGH,
+                        f"budget_blocked:{name}",
+                        f"Budget {name} exhausted: a call to {model or 'an LLM'} was refused",
+                        {"budget": name, "model": model},
+                    )
+                )
             else:
                 types = list(attrs.get(sc.LEANLLM_SECURITY_FINDING_TYPES) or ())
-                self._alert(Alert(BLOCKED, Severity.HIGH, f"blocked:{reason}",
-                                  f"Blocked by policy ({reason}) on {model or 'an LLM call'}",
-                                  {"reason": reason, "finding_types": ", ".join(types), "model": model,
-                                   "event_id": event_id}))
+                self._alert(
+                    Alert(
+                        BLOCKED,
+                        Severity.HIGH,
+                        f"blocked:{reason}",
+                        f"Blocked by policy ({reason}) on {model or 'an LLM call'}",
+                        {"reason": reason, "finding_types": ", ".join(types), "model": model, "event_id": event_id},
+                    )
+                )
         else:
             self._finding_alert(attrs, model, event_id)
 
         if self.budgets is not None and (cost or reservations):
             for event in self.budgets.settle(labels, cost or 0.0, reservations):
                 self.counters["budget_events"] += 1
-                rows.append(_row(now, f"budget_{event.kind}", event.budget, event.key, model, event_id,
-                                 event.spent_usd, event.limit_usd, {"window_s": event.window_s,
-                                                                    "action": event.action}))
+                rows.append(
+                    _row(
+                        now,
+                        f"budget_{event.kind}",
+                        event.budget,
+                        event.key,
+                        model,
+                        event_id,
+                        event.spent_usd,
+                        event.limit_usd,
+                        {"window_s": event.window_s, "action": event.action},
+                    )
+                )
                 self._alert(_budget_alert(event, model))
                 out[sc.LEANLLM_BUDGET_EVENT] = ",".join(
                     filter(None, [out.get(sc.LEANLLM_BUDGET_EVENT), f"{event.kind}:{event.budget}"])
@@ -291,14 +318,35 @@ class Guard:
                 self.counters["anomalies"] += len(found)
                 out[sc.LEANLLM_ANOMALIES] = sorted({a.kind for a in found})
             for anomaly in found:
-                rows.append(_row(now, "anomaly", anomaly.kind, anomaly.key, model, event_id, anomaly.value,
-                                 anomaly.baseline, {"score": round(anomaly.score, 2)}))
-                self._alert(Alert(ANOMALY, Severity.MEDIUM if anomaly.kind != "error_rate_spike" else Severity.HIGH,
-                                  f"anomaly:{anomaly.kind}:{anomaly.key}",
-                                  f"{anomaly.kind} on {anomaly.key}: {anomaly.value:.4g} vs baseline "
-                                  f"{anomaly.baseline:.4g} ({anomaly.score:.1f} sigma)",
-                                  {"model": model, "value": anomaly.value, "baseline": anomaly.baseline,
-                                   "score": round(anomaly.score, 2), "event_id": event_id}))
+                rows.append(
+                    _row(
+                        now,
+                        "anomaly",
+                        anomaly.kind,
+                        anomaly.key,
+                        model,
+                        event_id,
+                        anomaly.value,
+                        anomaly.baseline,
+                        {"score": round(anomaly.score, 2)},
+                    )
+                )
+                self._alert(
+                    Alert(
+                        ANOMALY,
+                        Severity.MEDIUM if anomaly.kind != "error_rate_spike" else Severity.HIGH,
+                        f"anomaly:{anomaly.kind}:{anomaly.key}",
+                        f"{anomaly.kind} on {anomaly.key}: {anomaly.value:.4g} vs baseline "
+                        f"{anomaly.baseline:.4g} ({anomaly.score:.1f} sigma)",
+                        {
+                            "model": model,
+                            "value": anomaly.value,
+                            "baseline": anomaly.baseline,
+                            "score": round(anomaly.score, 2),
+                            "event_id": event_id,
+                        },
+                    )
+                )
 
         if failed and not blocked and self.error_burst is not None:
             self._error_burst(model, attrs.get(sc.ERROR_TYPE))
@@ -322,9 +370,15 @@ class Guard:
         if severity < self.finding_alert_at:
             return
         names = sorted(str(t) for t in types)
-        self._alert(Alert(FINDING, severity, f"finding:{','.join(names)}",
-                          f"{severity.name} security finding(s) {', '.join(names)} on {model or 'an LLM call'}",
-                          {"finding_types": ", ".join(names), "model": model, "event_id": event_id}))
+        self._alert(
+            Alert(
+                FINDING,
+                severity,
+                f"finding:{','.join(names)}",
+                f"{severity.name} security finding(s) {', '.join(names)} on {model or 'an LLM call'}",
+                {"finding_types": ", ".join(names), "model": model, "event_id": event_id},
+            )
+        )
 
     def _error_burst(self, model: str, error_type: Any) -> None:
         burst = self.error_burst
@@ -333,9 +387,15 @@ class Guard:
         window = self._errors.setdefault(model, deque(maxlen=burst.threshold))
         window.append(now)
         if len(window) >= burst.threshold and now - window[0] <= burst.window_s:
-            self._alert(Alert(ERROR_BURST, Severity.HIGH, f"error_burst:{model}",
-                              f"{len(window)} failed calls to {model or 'an LLM'} within {now - window[0]:.0f} s",
-                              {"model": model, "last_error_type": str(error_type), "window_s": burst.window_s}))
+            self._alert(
+                Alert(
+                    ERROR_BURST,
+                    Severity.HIGH,
+                    f"error_burst:{model}",
+                    f"{len(window)} failed calls to {model or 'an LLM'} within {now - window[0]:.0f} s",
+                    {"model": model, "last_error_type": str(error_type), "window_s": burst.window_s},
+                )
+            )
             window.clear()
 
     def _alert(self, alert: Alert) -> None:
@@ -427,18 +487,44 @@ def cost_of(attrs: Mapping[str, Any]) -> float | None:
 def _budget_alert(event: BudgetEvent, model: str) -> Alert:
     severity = Severity.HIGH if event.kind == "exceeded" or event.spent_usd >= event.limit_usd else Severity.MEDIUM
     verb = {"warn": "reached its warning level", "exceeded": "is exhausted", "blocked": "refused a call"}[event.kind]
-    return Alert(BUDGET, severity, f"budget_{event.kind}:{event.key}",
-                 f"Budget {event.key} {verb}: ${event.spent_usd:.4f} of ${event.limit_usd:.4f} "
-                 f"in {event.window_s:g} s",
-                 {"budget": event.budget, "key": event.key, "spent_usd": round(event.spent_usd, 6),
-                  "limit_usd": event.limit_usd, "action": event.action, "model": model})
+    return Alert(
+        BUDGET,
+        severity,
+        f"budget_{event.kind}:{event.key}",
+        f"Budget {event.key} {verb}: ${event.spent_usd:.4f} of ${event.limit_usd:.4f} in {event.window_s:g} s",
+        {
+            "budget": event.budget,
+            "key": event.key,
+            "spent_usd": round(event.spent_usd, 6),
+            "limit_usd": event.limit_usd,
+            "action": event.action,
+            "model": model,
+        },
+    )
 
 
-def _row(now: datetime, kind: str, name: str, key: str | None, model: str, event_id: Any, value: float | None,
-         threshold: float | None, details: Mapping[str, Any]) -> dict[str, Any]:
-    return {"timestamp": now, "kind": kind, "name": name, "key": key, "model": model or None,
-            "event_id": str(event_id) if event_id is not None else None, "value": value, "threshold": threshold,
-            "details": dict(details)}
+def _row(
+    now: datetime,
+    kind: str,
+    name: str,
+    key: str | None,
+    model: str,
+    event_id: Any,
+    value: float | None,
+    threshold: float | None,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {
+        "timestamp": now,
+        "kind": kind,
+        "name": name,
+        "key": key,
+        "model": model or None,
+        "event_id": str(event_id) if event_id is not None else None,
+        "value": value,
+        "threshold": threshold,
+        "details": dict(details),
+    }
 
 
 class GuardExporter(SpanExporter):
@@ -459,8 +545,11 @@ class GuardExporter(SpanExporter):
             try:
                 extra = self.guard.results_for(span.context.span_id, self.wait_s)
                 if not attributes.get(sc.LEANLLM_SECURITY_BLOCKED):
-                    self.guard._finding_alert(attributes, str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or ""),
-                                              attributes.get(sc.LEANLLM_REQUEST_ID))
+                    self.guard._finding_alert(
+                        attributes,
+                        str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or ""),
+                        attributes.get(sc.LEANLLM_REQUEST_ID),
+                    )
             except Exception:
                 log_internal_error("adding guardrail results")
                 extra = {}
@@ -476,8 +565,16 @@ class GuardExporter(SpanExporter):
 
 def _with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
     return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes={**(span.attributes or {}), **extra}, events=span.events, links=span.links, kind=span.kind,
-        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes={**(span.attributes or {}), **extra},
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )

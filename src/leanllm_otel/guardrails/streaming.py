@@ -43,8 +43,10 @@ def chunk_text(chunk: Any) -> str:
                 calls = delta.get("tool_calls") if isinstance(delta, Mapping) else getattr(delta, "tool_calls", None)
                 for call in calls or ():
                     function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-                    args = function.get("arguments") if isinstance(function, Mapping) else getattr(
-                        function, "arguments", None
+                    args = (
+                        function.get("arguments")
+                        if isinstance(function, Mapping)
+                        else getattr(function, "arguments", None)
                     )
                     if isinstance(args, str):
                         pieces.append(args)

@@ -201,4 +201,3 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 log_internal_error("flushing a downstream processor")
                 ok = False
         return ok
-

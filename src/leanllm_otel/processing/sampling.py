@@ -58,9 +58,7 @@ class LeanLLMSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        result = self._delegate.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+        result = self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP and attributes and sc.LEANLLM_REQUEST_ID in attributes:
             parent_state = get_current_span(parent_context).get_span_context().trace_state
             return SamplingResult(Decision.RECORD_ONLY, attributes, trace_state or parent_state)

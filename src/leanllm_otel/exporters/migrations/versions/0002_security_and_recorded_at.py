@@ -45,6 +45,13 @@ def downgrade() -> None:
     op.drop_index("ix_leanllm_events_trace_id", table_name=_TABLE)
     op.drop_index("ix_leanllm_events_status_timestamp", table_name=_TABLE)
     with op.batch_alter_table(_TABLE) as batch:
-        for column in ("recorded_at", "normalized_output", "normalized_input", "block_reason", "blocked",
-                       "max_severity", "findings"):
+        for column in (
+            "recorded_at",
+            "normalized_output",
+            "normalized_input",
+            "block_reason",
+            "blocked",
+            "max_severity",
+            "findings",
+        ):
             batch.drop_column(column)
