@@ -81,7 +81,8 @@ def _file_blob(file: Any) -> Part:
     """An audio file as a blob part: its size when LiteLLM was given bytes, never its content."""
     name: Any = getattr(file, "name", None)
     data: Any = file
-    if isinstance(file, tuple) and len(file) >= 2:  # (filename, content[, content_type])
+    # (filename, content[, content_type]); the record holds its tuples as lists (frozen at call end)
+    if isinstance(file, (tuple, list)) and len(file) >= 2:
         name, data = file[0], file[1]
     part = blob(data if isinstance(data, (bytes, bytearray)) else None, "audio", None)
     if isinstance(name, str) and "." in name:

@@ -79,7 +79,10 @@ def freeze(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, Mapping):
         return freeze(dict(value), depth)
-    fields = getattr(value, "__dict__", None)
+    # Only pydantic models (LiteLLM's messages and responses) become the dict of their fields; any other object is
+    # shared, because its fields need not be its content (a binary speech response holds an httpx response, whose
+    # bytes are immutable and are read through a property).
+    fields = getattr(value, "__dict__", None) if hasattr(kind, "__pydantic_fields__") else None
     if type(fields) is dict:
         # pydantic models with extra="allow" (LiteLLM's tool calls) keep their values in __pydantic_extra__
         extra = getattr(value, "__pydantic_extra__", None)
