@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event import LLMEvent, is_llm_span_attributes, span_row_values
-from leanllm_otel.exporters import engine as db
 from leanllm_otel.exporters.delivery import (
     CircuitBreaker,
     Delivery,
@@ -38,9 +37,10 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
-from leanllm_otel.exporters.insert import PreparedInsert
-from leanllm_otel.exporters.schema import events
 from leanllm_otel.repair import repair, with_repair_finding
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.insert import PreparedInsert
+from leanllm_otel.store.schema import events
 
 _logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded
-from leanllm_otel.guardrails.tables import budget_spend, budget_state, guardrail_events
+from leanllm_otel.store.budget_tables import budget_spend, budget_state, guardrail_events
 
 __all__ = [
     "Budget",
@@ -258,7 +258,7 @@ class SQLLedger:
     """
 
     def __init__(self, database_url: str, *, timeout_s: float = 5.0, auto_migrate: bool = True) -> None:
-        from leanllm_otel.exporters.engine import Database
+        from leanllm_otel.store.engine import Database
 
         self._db = Database(database_url, name="leanllm-budgets")
         self.masked_url = self._db.masked_url
@@ -271,7 +271,7 @@ class SQLLedger:
         if self._auto_migrate and not self._migrated:
             with self._migrate_lock:
                 if not self._migrated:
-                    from leanllm_otel.exporters.engine import upgrade
+                    from leanllm_otel.store.engine import upgrade
 
                     self._db.run(upgrade, self._timeout_s * 6)
                     self._migrated = True
