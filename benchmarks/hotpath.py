@@ -115,7 +115,7 @@ def components(pipeline: Any) -> dict[str, Callable[[], Any]]:
         "response_attributes": lambda: response_attributes(response),
         "usage_attributes": lambda: usage_attributes(response.usage),
         "span.set_attributes(end)": lambda: open_span.set_attributes(end),
-        "record_metrics": lambda: telemetry.record_metrics("chat", open_span, end, 0.5, None),
+        "record_metrics": lambda: telemetry.record_metrics("chat", open_span.attributes, end, 0.5, None),
         "span start+set+end via pipeline": span_start_set_end,
     }
 

@@ -38,8 +38,12 @@ from leanllm_otel.processing.sampling import clamp_rate, keeps
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
+    from leanllm_otel.instrumentation.deferred import Deferral, DeferredStart
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.instrumentation.wrappers import OperationSpec
+
+
+_NO_RESPONSE: Any = object()  # a stream's end, or a call that is not deferred: no response object to read
 
 
 class Skip(Exception):
@@ -57,6 +61,7 @@ class Invocation:
     __slots__ = (
         "_ambient",
         "_args",
+        "_deferred",
         "_ended",
         "_kwargs",
         "_options",
@@ -103,6 +108,7 @@ class Invocation:
         self.stream = bool(kwargs.get("stream"))
         self.record: CallRecord | None = None
         self.guard_call: Any = None
+        self._deferred: DeferredStart | None = None
         self.start_ns = time.time_ns()
         if rate < 1.0 and telemetry.guard is None:
             parent = get_current_span().get_span_context()
@@ -118,15 +124,15 @@ class Invocation:
         self.light = False
         self.sampled = True
         self._parent_context = None
-        self._open_span(self.start_ns)
+        self._open_span(self.start_ns, deferral=telemetry.deferral())
         if settings.wants_record(self.mode, per_call_mode is not None):
             self._keep_record(kwargs)
         guard = telemetry.guard
         # May end the span and raise LeanLLMGuardrailError (a refused call); the wrapper lets that through.
         self.guard_call = None if guard is None else guard.begin(self, kwargs)
 
-    def _open_span(self, start_ns: int, parent: Any = None) -> None:
-        """Start the SDK span with every attribute known before the call."""
+    def _open_span(self, start_ns: int, parent: Any = None, deferral: Deferral | None = None) -> None:
+        """Start the SDK span with every attribute known before the call (or, with ``deferral``, its stand-in)."""
         attributes = self._start_attributes()
         attributes[sc.LEANLLM_STREAM] = self.stream
         attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
@@ -138,6 +144,12 @@ class Invocation:
         settings = self.telemetry.settings
         _context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
         name = f"{self.operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
+        if deferral is not None:
+            deferred = deferral.open(name, attributes, context_api.get_current())
+            if deferred is not None:
+                self._deferred = deferred
+                self.span = deferred.span
+                return
         self.span = self.telemetry.tracer.start_span(
             name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
         )
@@ -189,6 +201,17 @@ class Invocation:
             except Exception:
                 log_internal_error("recording a sampled-out call")
             return
+        deferred = self._deferred is not None
+        # Deferred: the response's fields are read where the span is materialised (a reference travels).
+        attributes = {} if deferred else self._response_attributes(response)
+        try:
+            if self.record is not None:
+                self.record.response = response
+            self._end(attributes, None, response if deferred else _NO_RESPONSE)
+        except Exception:
+            log_internal_error("recording a response")
+
+    def _response_attributes(self, response: Any) -> dict[str, Any]:
         try:
             attributes = response_attributes(response)
             if self.operation == sc.OP_EMBEDDINGS:  # output tokens do not apply to embeddings (LiteLLM reports 0)
@@ -196,12 +219,7 @@ class Invocation:
         except Exception:
             attributes = {}  # the span still ends (and is counted); only the response fields are missing
             log_internal_error("reading a response")
-        try:
-            if self.record is not None:
-                self.record.response = response
-            self._end(attributes, None)
-        except Exception:
-            log_internal_error("recording a response")
+        return attributes
 
     def fail(self, exc: BaseException, extra: Mapping[str, Any] | None = None) -> None:
         if self._ended:
@@ -226,7 +244,7 @@ class Invocation:
         except Exception:
             log_internal_error("ending a stream")
 
-    def _end(self, attributes: dict[str, Any], exc: BaseException | None) -> None:
+    def _end(self, attributes: dict[str, Any], exc: BaseException | None, response: Any = _NO_RESPONSE) -> None:
         self._ended = True
         end_ns = time.time_ns()
         if self.light:
@@ -236,7 +254,29 @@ class Invocation:
             # A sampled-out call failed: errors are always kept, so the real span is made now.
             self.light = False
             self._open_span(self.start_ns, parent=self._parent_context)
-        span = self.span
+        if self.sampled or exc is not None:
+            try:
+                chain_advance(self.telemetry, self.event_id)
+            except Exception:
+                log_internal_error("advancing the call chain")
+        deferred = self._deferred
+        if deferred is not None and exc is None:
+            self._seal_record()  # on the caller's thread: the content is what was sent and returned by now
+            deferred.deferral.queue.submit(_Ended(self, attributes, end_ns, response))
+            return
+        # A deferred call that failed is materialised at once: errors are always kept.
+        span = self.span if deferred is None else deferred.start_span(self.start_ns)
+        self._close(span, attributes, exc, end_ns, seal=True)
+        self.telemetry.notify_end(self, span, exc)
+
+    def materialise(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        """A deferred success becomes its SDK span (on the materialising thread): same ids, timestamps, content."""
+        assert self._deferred is not None
+        if response is not _NO_RESPONSE:
+            attributes = self._response_attributes(response)
+        self._close(self._deferred.start_span(self.start_ns), attributes, None, end_ns, seal=False)
+
+    def _close(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int, seal: bool) -> None:
         try:
             self._record_end(span, attributes, exc, end_ns)
         finally:
@@ -246,10 +286,10 @@ class Invocation:
                 current = getattr(span, "status", None)
                 if current is None or current.status_code is not StatusCode.ERROR:
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            self._seal_record()
+            if seal:
+                self._seal_record()
             with handing_over(self.record):
                 span.end(end_time=end_ns)
-        self.telemetry.notify_end(self, span, exc)
 
     def _seal_record(self) -> None:
         record = self.record
@@ -292,8 +332,6 @@ class Invocation:
             if status is not None and kind not in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
-        if self.sampled or exc is not None:
-            chain_advance(self.telemetry, self.event_id)
         self.telemetry.record_metrics(
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
         )
@@ -305,6 +343,21 @@ class Invocation:
         start = self._start_attributes()
         telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
         telemetry.notify_end(self, self.span, None)
+
+
+class _Ended:
+    """A deferred success waiting for the materialising thread: the invocation and what its end added."""
+
+    __slots__ = ("attributes", "end_ns", "invocation", "response")
+
+    def __init__(self, invocation: Invocation, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        self.invocation = invocation
+        self.attributes = attributes
+        self.end_ns = end_ns
+        self.response = response
+
+    def materialise(self) -> None:
+        self.invocation.materialise(self.attributes, self.end_ns, self.response)
 
 
 def _token_counts(response: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from opentelemetry.trace import Span, Tracer, TracerProvider, get_tracer
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation.deferred import Deferral, DeferralCache
 from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.version import __version__
 
@@ -70,6 +71,13 @@ class Telemetry:
         self._lock = threading.Lock()
         # Opt-in guardrails (enforcement, budgets): consulted at span start only when not None.
         self.guard: Guard | None = None
+        self._deferrals = DeferralCache(self.tracer)
+
+    def deferral(self) -> Deferral | None:
+        """The deferred span path (``deferred.py``), when the pipeline is ours and nothing needs the span at once."""
+        if self.guard is not None or self._listeners:
+            return None
+        return self._deferrals.get()
 
     def add_end_listener(self, listener: EndListener) -> None:
         with self._lock:
