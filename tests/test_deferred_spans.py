@@ -21,7 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import leanllm_otel
-from leanllm_otel import CallOptions, semconv as sc, use_call_options
+from leanllm_otel import CallOptions, use_call_options
+from leanllm_otel import semconv as sc
 from leanllm_otel.instrumentation import deferred
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.pipeline import Pipeline
