@@ -270,3 +270,30 @@ def test_a_guard_or_an_end_listener_keeps_the_sdk_span_path(ours: Any) -> None:
     assert seen == ["heard"]  # the listener got the real SDK span on the caller's thread
     assert telemetry.deferral() is not None
     assert len(setup.llm_spans()) == 1
+
+
+def test_metric_points_are_recorded_for_deferred_and_sampled_out_calls(ours: Any) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    setup = ours(meter_provider=meters, sampling_rate=0.0)
+    for _ in range(2):
+        _complete()  # sampled out: metrics only
+    with use_call_options(CallOptions(sample=1.0)):
+        _complete()  # sampled in, deferred
+    assert len(setup.llm_spans()) == 1  # the flush also delivered the queued metric points
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: [point for point in metric.data.data_points]
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert sum(p.count for p in points[sc.METRIC_OPERATION_DURATION]) == 3
+    token_points = points[sc.METRIC_TOKEN_USAGE]
+    assert {p.attributes[sc.GEN_AI_TOKEN_TYPE] for p in token_points} == {sc.TOKEN_TYPE_INPUT, sc.TOKEN_TYPE_OUTPUT}
+    assert sum(p.count for p in token_points) == 6
+    meters.shutdown()

@@ -192,12 +192,9 @@ class Invocation:
     def succeed(self, response: Any) -> None:
         if self._ended:
             return
-        if self.light:  # sampled out: only what the metrics need
+        if self.light:  # sampled out: only what the metrics need, read from the response where they are recorded
             try:
-                counts = _token_counts(response)
-                if self.operation == sc.OP_EMBEDDINGS:
-                    counts.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
-                self._end(counts, None)
+                self._end({}, None, response)
             except Exception:
                 log_internal_error("recording a sampled-out call")
             return
@@ -249,7 +246,7 @@ class Invocation:
         end_ns = time.time_ns()
         if self.light:
             if exc is None:
-                self._end_light(attributes, end_ns)
+                self._end_light(attributes, end_ns, response)
                 return
             # A sampled-out call failed: errors are always kept, so the real span is made now.
             self.light = False
@@ -336,13 +333,23 @@ class Invocation:
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
         )
 
-    def _end_light(self, attributes: dict[str, Any], end_ns: int) -> None:
-        """A sampled-out success: metrics and the sampled-out count, no span."""
+    def _end_light(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        """A sampled-out success: the sampled-out count, and metrics (on the materialising thread when deferred)."""
         SAMPLED_OUT.add()
-        telemetry = self.telemetry
+        deferral = self.telemetry.deferral()
+        if deferral is not None:
+            deferral.queue.submit(_Ended(self, attributes, end_ns, response))
+            return
+        self.record_light_metrics(attributes, end_ns, response)
+        self.telemetry.notify_end(self, self.span, None)
+
+    def record_light_metrics(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        if response is not _NO_RESPONSE:
+            attributes = _token_counts(response)
+            if self.operation == sc.OP_EMBEDDINGS:
+                attributes.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
         start = self._start_attributes()
-        telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
-        telemetry.notify_end(self, self.span, None)
+        self.telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
 
 
 class _Ended:
@@ -357,7 +364,11 @@ class _Ended:
         self.response = response
 
     def materialise(self) -> None:
-        self.invocation.materialise(self.attributes, self.end_ns, self.response)
+        invocation = self.invocation
+        if invocation.light:
+            invocation.record_light_metrics(self.attributes, self.end_ns, self.response)
+        else:
+            invocation.materialise(self.attributes, self.end_ns, self.response)
 
 
 def _token_counts(response: Any) -> dict[str, Any]:
