@@ -22,17 +22,16 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.active import leanllm_processor_in_front
 from leanllm_otel.config import ConfigError, LeanLLMConfig
+from leanllm_otel.exporters.persistence import persistence_exporter
 from leanllm_otel.processing.sampling import keeps
 
 logger = logging.getLogger(__name__)
 
 
 def _behind_leanllm_processor() -> bool:
-    from leanllm_otel.distro import LeanLLMConfigurator
-    from leanllm_otel.pipeline import _ACTIVE
-
-    return LeanLLMConfigurator.front is not None or bool(_ACTIVE)
+    return leanllm_processor_in_front()
 
 
 def _kept(span: ReadableSpan, default_rate: float) -> bool:
@@ -51,8 +50,6 @@ class LeanLLMSpanExporter(SpanExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
-        from leanllm_otel.pipeline import persistence_exporter
-
         self.config = config if config is not None else LeanLLMConfig.from_env()
         inner = persistence_exporter(self.config) if self.config.enable_persistence else None
         if inner is None:
