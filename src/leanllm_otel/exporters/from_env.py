@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.config import ConfigError, LeanLLMConfig
+from leanllm_otel.exporters.wrapping import WrappingExporter
 from leanllm_otel.processing.sampling import keeps
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _kept(span: ReadableSpan, default_rate: float) -> bool:
     return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
 
 
-class LeanLLMSpanExporter(SpanExporter):
+class LeanLLMSpanExporter(WrappingExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
@@ -60,7 +60,7 @@ class LeanLLMSpanExporter(SpanExporter):
                 "OTEL_TRACES_EXPORTER=leanllm needs LEANLLM_DATABASE_URL (SQL store) or LEANLLM_API_KEY "
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
-        self.inner: SpanExporter = inner
+        super().__init__(inner)
         if not _behind_leanllm_processor():
             logger.warning(
                 "leanllm-otel: the `leanllm` traces exporter runs without leanllm's span processor (another "
@@ -75,12 +75,3 @@ class LeanLLMSpanExporter(SpanExporter):
         if not kept:
             return SpanExportResult.SUCCESS
         return self.inner.export(kept)
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.inner.shutdown(*args, **kwargs)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
 from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
 from leanllm_otel.guardrails.anomaly import AnomalyDetector
 from leanllm_otel.guardrails.budgets import BudgetEvent, BudgetLedger, BudgetManager, Reservation
@@ -527,11 +528,11 @@ def _row(
     }
 
 
-class GuardExporter(SpanExporter):
-    """Adds the guard's conclusions to LLM spans (export thread), then hands them to ``exporter``."""
+class GuardExporter(WrappingExporter):
+    """Adds the guard's conclusions to LLM spans (export thread), then hands them to the wrapped exporter."""
 
     def __init__(self, exporter: SpanExporter, guard: Guard, wait_s: float = 1.0) -> None:
-        self.exporter = exporter
+        super().__init__(exporter)
         self.guard = guard
         self.wait_s = wait_s
 
@@ -553,28 +554,5 @@ class GuardExporter(SpanExporter):
             except Exception:
                 log_internal_error("adding guardrail results")
                 extra = {}
-            out.append(_with_attributes(span, extra) if extra else span)
-        return self.exporter.export(out)
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-def _with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes={**(span.attributes or {}), **extra},
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+            out.append(copy_span(span, attributes={**attributes, **extra}) if extra else span)
+        return self.inner.export(out)

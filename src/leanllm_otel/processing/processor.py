@@ -23,8 +23,9 @@ from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.exporters.wrapping import copy_span
 from leanllm_otel.processing.record import CallRecord, take_pending
-from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer, copy_span
+from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
 from leanllm_otel.processing.sampling import keeps
 from leanllm_otel.settings import TelemetrySettings
 
