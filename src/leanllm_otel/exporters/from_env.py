@@ -18,12 +18,10 @@ from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import StatusCode
 
-from leanllm_otel import semconv as sc
 from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.exporters.wrapping import WrappingExporter
-from leanllm_otel.processing.sampling import keeps
+from leanllm_otel.processing.sampling import span_decision
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +34,8 @@ def _behind_leanllm_processor() -> bool:
 
 
 def _kept(span: ReadableSpan, default_rate: float) -> bool:
-    attributes = span.attributes or {}
-    if sc.LEANLLM_REQUEST_ID not in attributes or span.status.status_code is StatusCode.ERROR:
-        return True
-    decided = attributes.get(sc.LEANLLM_SAMPLED)  # the decision drawn at start, when the rate was below 1
-    if decided is not None:
-        return bool(decided)
-    context = span.context
-    rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
-    return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
+    decision = span_decision(span, default_rate)
+    return decision is None or decision.kept
 
 
 class LeanLLMSpanExporter(WrappingExporter):

@@ -32,9 +32,8 @@ from leanllm_otel.context import (
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
 from leanllm_otel.instrumentation.credentials import credential_values
-from leanllm_otel.processing.processor import SAMPLED_OUT
 from leanllm_otel.processing.record import CallRecord, handing_over
-from leanllm_otel.processing.sampling import clamp_rate, keeps
+from leanllm_otel.processing.sampling import SAMPLED_OUT, clamp_rate, decide
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
@@ -107,7 +106,7 @@ class Invocation:
         if rate < 1.0 and telemetry.guard is None:
             parent = get_current_span().get_span_context()
             trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
-            if not keeps(trace_id, rate):
+            if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
                 self._parent_context: context_api.Context | None = context_api.get_current()
@@ -292,7 +291,7 @@ class Invocation:
             if status is not None and kind not in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
-        if self.sampled or exc is not None:
+        if decide(failed=exc is not None, drawn=self.sampled).kept:  # kept, as far as leanllm's own draw goes
             chain_advance(self.telemetry, self.event_id)
         self.telemetry.record_metrics(
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
