@@ -132,16 +132,24 @@ def _enrich_cost(attributes: dict[str, Any]) -> None:
     """Cost from LiteLLM's own price map when the call path did not carry it (streams, stale references)."""
     if sc.LEANLLM_COST_USD in attributes:
         return
+    cost = usage_cost(attributes)
+    if cost is not None:
+        attributes[sc.LEANLLM_COST_USD] = cost
+
+
+def usage_cost(attributes: Mapping[str, Any]) -> float | None:
+    """The cost of a span's token usage in LiteLLM's price map; None for a model it has no price for (never a
+    guess) or a span without usage."""
     input_tokens = attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
     output_tokens = attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
     if not isinstance(input_tokens, int) or not isinstance(model, str):
-        return
+        return None
     try:
         outputs = output_tokens if isinstance(output_tokens, int) else 0
-        attributes[sc.LEANLLM_COST_USD] = litellm_compat.cost_per_token(model, input_tokens, outputs)
-    except Exception:  # a model LiteLLM has no price for: cost stays absent, never a guess
-        return
+        return litellm_compat.cost_per_token(model, input_tokens, outputs)
+    except Exception:
+        return None
 
 
 class ContentRenderingExporter(WrappingExporter):
