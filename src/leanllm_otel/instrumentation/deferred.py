@@ -42,6 +42,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from leanllm_otel import otel_compat
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 
@@ -56,6 +57,8 @@ _RANDOM_TRACE_ID: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)  # S
 
 
 class Job(Protocol):
+    """An ended call to turn into its span (or metric points) off the caller's thread."""
+
     def materialise(self) -> None: ...
 
 
@@ -161,6 +164,17 @@ class Deferral:
         self.tracer = copy.copy(tracer)
         self.tracer.sampler = _PresetSampler(tracer.sampler)
         self.tracer.id_generator = _PresetIds(tracer.id_generator)
+        queues = (otel_compat.batch_queue(p) for p in processor.downstream)
+        self._export_queues = tuple(q for q in queues if isinstance(q, deque) and q.maxlen is not None)
+
+    def submit(self, job: Job) -> None:
+        """Queue an ended call; while an export queue is full (its exporter is behind) materialise it now, so
+        a stalled exporter drops the oldest spans exactly as on the SDK path, with one producer at a time."""
+        for queue in self._export_queues:
+            if len(queue) >= queue.maxlen:  # type: ignore[operator]
+                self.queue.run_now(job)
+                return
+        self.queue.submit(job)
 
     def open(self, name: str, attributes: dict[str, Any], parent_context: Context) -> DeferredStart | None:
         """The start of a deferred span, or None when the head sampler does not record it (the SDK path then)."""
@@ -196,7 +210,7 @@ class DeferredSpans:
         """Called on the caller's thread: queue ``job`` (or materialise it now when the backlog is full)."""
         pending = self._pending
         if len(pending) >= _MAX_PENDING or self._stopped:
-            _run(job)
+            self.run_now(job)
             return
         pending.append(job)
         if self._thread is None:
@@ -224,13 +238,17 @@ class DeferredSpans:
             self._wake.clear()
             self.drain()
 
-    def drain(self) -> None:
-        """Materialise everything queued so far (any thread)."""
-        if not self._pending:
-            return
+    def run_now(self, job: Job) -> None:
+        """Materialise ``job`` on this thread, one at a time with the queue's (processors see one producer)."""
         with self._lock:
-            pending = self._pending
-            while pending:
+            _run(job)
+
+    def drain(self) -> None:
+        """Materialise everything queued so far (any thread). Jobs are taken under the lock, so when this returns
+        none is still being materialised elsewhere (a flush that follows sees them all)."""
+        pending = self._pending
+        while True:
+            with self._lock:
                 try:
                     job = pending.popleft()
                 except IndexError:

@@ -32,13 +32,14 @@ from leanllm_otel.context import (
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
 from leanllm_otel.instrumentation.credentials import credential_values
-from leanllm_otel.processing.processor import SAMPLED_OUT
+from leanllm_otel.instrumentation.gate import Refused
 from leanllm_otel.processing.record import CallRecord, handing_over
-from leanllm_otel.processing.sampling import clamp_rate, keeps
+from leanllm_otel.processing.sampling import SAMPLED_OUT, clamp_rate, decide
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.deferred import Deferral, DeferredStart
+    from leanllm_otel.instrumentation.gate import Admission, CallGate
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.instrumentation.wrappers import OperationSpec
 
@@ -69,8 +70,8 @@ class Invocation:
         "_per_call_mode",
         "_rate",
         "_spec",
+        "admission",
         "event_id",
-        "guard_call",
         "light",
         "mode",
         "operation",
@@ -107,13 +108,13 @@ class Invocation:
         self.event_id = (options.request_id if options and options.request_id else None) or new_event_id()
         self.stream = bool(kwargs.get("stream"))
         self.record: CallRecord | None = None
-        self.guard_call: Any = None
+        self.admission: Admission | None = None
         self._deferred: DeferredStart | None = None
         self.start_ns = time.time_ns()
-        if rate < 1.0 and telemetry.guard is None:
+        if rate < 1.0 and telemetry.gate is None:
             parent = get_current_span().get_span_context()
             trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
-            if not keeps(trace_id, rate):
+            if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
                 self._parent_context: context_api.Context | None = context_api.get_current()
@@ -127,9 +128,18 @@ class Invocation:
         self._open_span(self.start_ns, deferral=telemetry.deferral())
         if settings.wants_record(self.mode, per_call_mode is not None):
             self._keep_record(kwargs)
-        guard = telemetry.guard
-        # May end the span and raise LeanLLMGuardrailError (a refused call); the wrapper lets that through.
-        self.guard_call = None if guard is None else guard.begin(self, kwargs)
+        gate = telemetry.gate
+        if gate is not None:
+            self._admit(gate, kwargs)
+
+    def _admit(self, gate: CallGate, kwargs: Mapping[str, Any]) -> None:
+        """Ask the gate; on a refusal end the span as an error and raise ``Refused`` (the wrapper re-raises the
+        gate's exception to the caller)."""
+        admission = gate.admit(kwargs, self.stream, getattr(self.span, "attributes", None) or {})
+        if admission is not None and admission.refusal is not None:
+            self.fail(admission.refusal, admission.refusal_attributes)
+            raise Refused(admission.refusal)
+        self.admission = admission
 
     def _open_span(self, start_ns: int, parent: Any = None, deferral: Deferral | None = None) -> None:
         """Start the SDK span with every attribute known before the call (or, with ``deferral``, its stand-in)."""
@@ -251,27 +261,28 @@ class Invocation:
             # A sampled-out call failed: errors are always kept, so the real span is made now.
             self.light = False
             self._open_span(self.start_ns, parent=self._parent_context)
-        if self.sampled or exc is not None:
+        if decide(failed=exc is not None, drawn=self.sampled).kept:  # kept, as far as leanllm's own draw goes
             try:
                 chain_advance(self.telemetry, self.event_id)
             except Exception:
                 log_internal_error("advancing the call chain")
         deferred = self._deferred
-        if deferred is not None and exc is None:
-            self._seal_record()  # on the caller's thread: the content is what was sent and returned by now
-            deferred.deferral.queue.submit(_Ended(self, attributes, end_ns, response))
+        if deferred is not None:
+            if exc is None:
+                self._seal_record()  # on the caller's thread: the content is what was sent and returned by now
+                deferred.deferral.submit(_Ended(self, attributes, end_ns, response))
+            else:  # a failure is materialised before the call returns: errors are always kept
+                deferred.deferral.queue.run_now(_Ended(self, attributes, end_ns, response, exc))
             return
-        # A deferred call that failed is materialised at once: errors are always kept.
-        span = self.span if deferred is None else deferred.start_span(self.start_ns)
-        self._close(span, attributes, exc, end_ns, seal=True)
-        self.telemetry.notify_end(self, span, exc)
+        self._close(self.span, attributes, exc, end_ns, seal=True)
+        self.telemetry.notify_end(self, self.span, exc)
 
-    def materialise(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
-        """A deferred success becomes its SDK span (on the materialising thread): same ids, timestamps, content."""
+    def materialise(self, attributes: dict[str, Any], end_ns: int, response: Any, exc: BaseException | None) -> None:
+        """A deferred call becomes its SDK span: the ids, timestamps and content of the call."""
         assert self._deferred is not None
         if response is not _NO_RESPONSE:
             attributes = self._response_attributes(response)
-        self._close(self._deferred.start_span(self.start_ns), attributes, None, end_ns, seal=False)
+        self._close(self._deferred.start_span(self.start_ns), attributes, exc, end_ns, seal=exc is not None)
 
     def _close(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int, seal: bool) -> None:
         try:
@@ -338,7 +349,7 @@ class Invocation:
         SAMPLED_OUT.add()
         deferral = self.telemetry.deferral()
         if deferral is not None:
-            deferral.queue.submit(_Ended(self, attributes, end_ns, response))
+            deferral.submit(_Ended(self, attributes, end_ns, response))
             return
         self.record_light_metrics(attributes, end_ns, response)
         self.telemetry.notify_end(self, self.span, None)
@@ -355,20 +366,28 @@ class Invocation:
 class _Ended:
     """A deferred success waiting for the materialising thread: the invocation and what its end added."""
 
-    __slots__ = ("attributes", "end_ns", "invocation", "response")
+    __slots__ = ("attributes", "end_ns", "exc", "invocation", "response")
 
-    def __init__(self, invocation: Invocation, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+    def __init__(
+        self,
+        invocation: Invocation,
+        attributes: dict[str, Any],
+        end_ns: int,
+        response: Any,
+        exc: BaseException | None = None,
+    ) -> None:
         self.invocation = invocation
         self.attributes = attributes
         self.end_ns = end_ns
         self.response = response
+        self.exc = exc
 
     def materialise(self) -> None:
         invocation = self.invocation
         if invocation.light:
             invocation.record_light_metrics(self.attributes, self.end_ns, self.response)
         else:
-            invocation.materialise(self.attributes, self.end_ns, self.response)
+            invocation.materialise(self.attributes, self.end_ns, self.response, self.exc)
 
 
 def _token_counts(response: Any) -> dict[str, Any]:
