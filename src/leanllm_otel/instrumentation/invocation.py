@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,20 +20,23 @@ from opentelemetry.trace import (
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.context import (
-    CallOptions,
-    LeanLLMContext,
-    chain_parent,
-    chain_set,
     current_call_options,
     current_context,
 )
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
+from leanllm_otel.instrumentation.call_context import (
+    ID_RANDOM,
+    chain_advance,
+    context_attributes,
+    new_event_id,
+    rate_and_mode,
+    token_counts,
+)
 from leanllm_otel.instrumentation.credentials import credential_values
 from leanllm_otel.instrumentation.gate import Refused
 from leanllm_otel.processing.record import CallRecord, handing_over
-from leanllm_otel.processing.sampling import SAMPLED_OUT, clamp_rate, decide
-from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.processing.sampling import SAMPLED_OUT, decide
 
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.deferred import Deferral, DeferredStart
@@ -101,7 +102,7 @@ class Invocation:
         self._args = args
         self._kwargs = kwargs  # a reference: read at start, and on failure to scrub credentials from the message
         settings = telemetry.settings
-        rate, per_call_mode = _rate_and_mode(options, ambient, settings.sampling_rate)
+        rate, per_call_mode = rate_and_mode(options, ambient, settings.sampling_rate)
         self._rate = rate
         self._per_call_mode = per_call_mode
         self.mode = settings.redaction_mode(per_call_mode)
@@ -113,13 +114,13 @@ class Invocation:
         self.start_ns = time.time_ns()
         if rate < 1.0 and telemetry.gate is None:
             parent = get_current_span().get_span_context()
-            trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
+            trace_id = parent.trace_id if parent.is_valid else ID_RANDOM.getrandbits(128) or 1
             if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
                 self._parent_context: context_api.Context | None = context_api.get_current()
                 self.span: Any = NonRecordingSpan(
-                    SpanContext(trace_id, _RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
+                    SpanContext(trace_id, ID_RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
                 )
                 return
         self.light = False
@@ -152,7 +153,7 @@ class Invocation:
             attributes[sc.LEANLLM_SAMPLED] = self.sampled
         attributes[sc.LEANLLM_REDACTION_MODE] = self.mode.value
         settings = self.telemetry.settings
-        _context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
+        context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
         name = f"{self.operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
         if deferral is not None:
             deferred = deferral.open(name, attributes, context_api.get_current())
@@ -356,7 +357,7 @@ class Invocation:
 
     def record_light_metrics(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
         if response is not _NO_RESPONSE:
-            attributes = _token_counts(response)
+            attributes = token_counts(response)
             if self.operation == sc.OP_EMBEDDINGS:
                 attributes.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
         start = self._start_attributes()
@@ -388,90 +389,3 @@ class _Ended:
             invocation.record_light_metrics(self.attributes, self.end_ns, self.response)
         else:
             invocation.materialise(self.attributes, self.end_ns, self.response, self.exc)
-
-
-def _token_counts(response: Any) -> dict[str, Any]:
-    usage = getattr(response, "usage", None)
-    counts: dict[str, Any] = {}
-    for attribute, names in (
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, ("prompt_tokens", "input_tokens")),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, ("completion_tokens", "output_tokens")),
-    ):
-        for name in names:
-            value = getattr(usage, name, None) if usage is not None else None
-            if isinstance(value, int):
-                counts[attribute] = value
-                break
-    return counts
-
-
-_RANDOM = random.Random()
-if hasattr(os, "register_at_fork"):
-    # A forked child must not repeat its parent's (or a sibling's) ids: reseed from os.urandom in every child.
-    os.register_at_fork(after_in_child=_RANDOM.seed)
-
-
-def new_event_id() -> str:
-    """A random (version 4) UUID string. ``uuid.uuid4`` reads ``os.urandom``, which releases the GIL on every call;
-    with LiteLLM's logging thread runnable the caller then waits for it (0.1-0.5 ms). Event ids need uniqueness,
-    not unpredictability."""
-    value = (_RANDOM.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def _rate_and_mode(
-    options: CallOptions | None, ambient: LeanLLMContext | None, default_rate: float
-) -> tuple[float, RedactionMode | None]:
-    rate: float | None = options.sample if options is not None else None
-    if rate is None and ambient is not None:
-        rate = ambient.sample
-    mode = options.redaction_mode if options is not None else None
-    if mode is None and ambient is not None:
-        mode = ambient.redaction_mode
-    return clamp_rate(default_rate if rate is None else float(rate)), mode
-
-
-def _context_attributes(
-    attributes: dict[str, Any],
-    options: CallOptions | None,
-    ambient: LeanLLMContext | None,
-    default_environment: str | None,
-    auto_chain: bool,
-) -> None:
-    correlation_id = options.correlation_id if options is not None else None
-    parent_request_id = options.parent_request_id if options is not None else None
-    environment = default_environment
-    labels: dict[str, str] = {}
-    if ambient is not None:
-        correlation_id = correlation_id or ambient.correlation_id
-        parent_request_id = parent_request_id or ambient.parent_request_id
-        environment = ambient.environment or environment
-        labels.update(ambient.labels)
-        for key, value in (
-            (sc.LEANLLM_USER_ID, ambient.user_id),
-            (sc.LEANLLM_SESSION_ID, ambient.session_id),
-            (sc.LEANLLM_FEATURE, ambient.feature),
-        ):
-            if value is not None:
-                attributes[key] = str(value)
-        for tag, value in ambient.custom_tags.items():
-            attributes[sc.LEANLLM_TAG_PREFIX + str(tag)] = str(value)
-    if options is not None and options.labels:
-        labels.update(options.labels)
-    for key, value in labels.items():
-        attributes[sc.LEANLLM_LABEL_PREFIX + str(key)] = str(value)
-    if parent_request_id is None and auto_chain:
-        parent_request_id = chain_parent()
-    if correlation_id:
-        attributes[sc.LEANLLM_CORRELATION_ID] = str(correlation_id)
-        attributes[sc.GEN_AI_CONVERSATION_ID] = str(correlation_id)
-    if parent_request_id:
-        attributes[sc.LEANLLM_PARENT_REQUEST_ID] = str(parent_request_id)
-    if environment:
-        attributes[sc.LEANLLM_ENVIRONMENT] = str(environment)
-
-
-def chain_advance(telemetry: Telemetry, event_id: str) -> None:
-    if telemetry.settings.auto_chain:
-        chain_set(event_id)
