@@ -17,7 +17,6 @@ from opentelemetry.trace import Status
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
-from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
 from leanllm_otel.settings import TelemetrySettings
@@ -145,6 +144,9 @@ def usage_cost(attributes: Mapping[str, Any]) -> float | None:
     model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
     if not isinstance(input_tokens, int) or not isinstance(model, str):
         return None
+    # Imported here: the guardrails use this function and stay clear of the instrumentation package.
+    from leanllm_otel.instrumentation import litellm_compat
+
     try:
         outputs = output_tokens if isinstance(output_tokens, int) else 0
         return litellm_compat.cost_per_token(model, input_tokens, outputs)
