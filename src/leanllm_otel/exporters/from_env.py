@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from leanllm_otel.active import leanllm_processor_in_front
 from leanllm_otel.config import ConfigError, LeanLLMConfig
+from leanllm_otel.exporters.persistence import persistence_exporter
 from leanllm_otel.exporters.wrapping import WrappingExporter
 from leanllm_otel.processing.sampling import span_decision
 
@@ -27,10 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def _behind_leanllm_processor() -> bool:
-    from leanllm_otel.distro import LeanLLMConfigurator
-    from leanllm_otel.pipeline import _ACTIVE
-
-    return LeanLLMConfigurator.front is not None or bool(_ACTIVE)
+    return leanllm_processor_in_front()
 
 
 def _kept(span: ReadableSpan, default_rate: float) -> bool:
@@ -42,8 +41,6 @@ class LeanLLMSpanExporter(WrappingExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
-        from leanllm_otel.pipeline import persistence_exporter
-
         self.config = config if config is not None else LeanLLMConfig.from_env()
         inner = persistence_exporter(self.config) if self.config.enable_persistence else None
         if inner is None:
