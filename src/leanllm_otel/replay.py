@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from leanllm_otel.cost import call_cost
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.instrumentation.credentials import credential_values
 from leanllm_otel.sensitive import scrub
@@ -335,19 +336,6 @@ def _usage(response: Any) -> tuple[int | None, int | None]:
     return (prompt if isinstance(prompt, int) else None, completion if isinstance(completion, int) else None)
 
 
-def _cost(response: Any) -> float | None:
-    hidden = getattr(response, "_hidden_params", None)
-    cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        return float(cost)
-    try:
-        import litellm
-
-        return float(litellm.completion_cost(completion_response=response))
-    except Exception:
-        return None
-
-
 def _delta(new: float | None, old: float | None) -> Any:
     if new is None or old is None:
         return None
@@ -415,7 +403,7 @@ def replay_event(
     result.latency_ms = (time.perf_counter() - started) * 1000.0
     result.text = _response_text(response)
     result.input_tokens, result.output_tokens = _usage(response)
-    result.cost = _cost(response)
+    result.cost = call_cost(response)
     return compare(event, result)
 
 

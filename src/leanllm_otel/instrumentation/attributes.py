@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.cost import response_cost
 from leanllm_otel.instrumentation import litellm_compat
 
 # LiteLLM provider name -> gen_ai.provider.name well-known value.
@@ -214,9 +215,9 @@ def response_attributes(response: Any) -> dict[str, Any]:
         usage = _get(_get(response, "meta"), "tokens")
     attributes.update(usage_attributes(usage))
     hidden = litellm_compat.hidden_params(response)
-    cost = hidden.get("response_cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        attributes[sc.LEANLLM_COST_USD] = float(cost)
+    cost = response_cost(response)
+    if cost is not None:
+        attributes[sc.LEANLLM_COST_USD] = cost
     provider = semconv_provider(hidden.get("custom_llm_provider"))
     if provider:
         attributes[sc.GEN_AI_PROVIDER_NAME] = provider
