@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.access import get_field as _get
 from leanllm_otel.cost import response_cost
 from leanllm_otel.instrumentation import litellm_compat
 
@@ -126,29 +127,6 @@ def request_attributes(operation: str, model: str, kwargs: Mapping[str, Any]) ->
     if isinstance(messages, Sequence):
         attributes[sc.LEANLLM_INPUT_MESSAGE_COUNT] = len(messages)
     return attributes
-
-
-_MISSING = object()
-
-
-def _get(obj: Any, name: str) -> Any:
-    if type(obj) is dict:
-        return obj.get(name)
-    # LiteLLM's response types are pydantic models whose __getattr__ raises (slowly) for every absent field:
-    # read the instance dict first.
-    values = getattr(obj, "__dict__", None)
-    if values is not None:
-        value = values.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        extra = getattr(obj, "__pydantic_extra__", None)
-        if extra is not None:
-            return extra.get(name)
-        if hasattr(type(obj), "model_fields"):
-            return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _count(usage: Any, *names: str) -> int | None:
