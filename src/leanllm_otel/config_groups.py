@@ -8,12 +8,11 @@ fields stay flat (``config.sampling_rate``, ``config.budgets``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, JsonValue, SecretStr, field_validator
+from pydantic import BaseModel, SecretStr, field_validator
 
-from leanllm_otel.config_text import Kind, check_database_url, check_http_url, check_pattern, parse_bool
+from leanllm_otel.config_text import Setting, check_database_url, check_http_url, check_pattern, parse_bool, setting
 from leanllm_otel.redaction_mode import RedactionMode
 
 __all__ = [
@@ -26,29 +25,6 @@ __all__ = [
     "Setting",
     "setting",
 ]
-
-Group = Literal["delivery", "privacy", "sampling", "runtime", "guardrails"]
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting as declared on its :class:`LeanLLMConfig` field: variable, text kind, group and doc."""
-
-    field: str
-    env: str
-    kind: Kind
-    group: Group
-    description: str
-
-
-def setting(env: str, kind: Kind, group: Group, description: str, default: Any = None, **constraints: Any) -> Any:
-    """A :class:`LeanLLMConfig` field that declares, in one place, its variable, how the variable's text is parsed
-    (``kind``), its group, its default and its doc; ``constraints`` are pydantic's (``ge=1``, ``default_factory``)."""
-    extra: dict[str, JsonValue] = {"env": env, "kind": kind, "group": group}
-    if "default_factory" in constraints:
-        return Field(description=description, json_schema_extra=extra, **constraints)
-    return Field(default=default, description=description, json_schema_extra=extra, **constraints)
-
 
 DEFAULT_BATCH_SIZE = 100
 _DETECTOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

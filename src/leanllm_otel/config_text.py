@@ -1,5 +1,6 @@
-"""The text forms of configuration values: how a ``LEANLLM_*`` variable's text is parsed (one parser per kind)
-and the checks on URLs and detector patterns that :class:`~leanllm_otel.config.LeanLLMConfig` runs."""
+"""How a setting is declared (:func:`setting`: variable, text kind, group, default, doc on the field), how a
+``LEANLLM_*`` variable's text is parsed (one parser per kind), and the checks on URLs and detector patterns that
+:class:`~leanllm_otel.config.LeanLLMConfig` runs."""
 
 from __future__ import annotations
 
@@ -7,22 +8,51 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import Field, JsonValue
 
 from leanllm_otel.sensitive import mask_url
 
 __all__ = [
     "PARSERS",
     "SQLITE_SCHEMES",
+    "Group",
     "Kind",
+    "Setting",
     "check_database_url",
     "check_http_url",
     "check_pattern",
     "parse_bool",
+    "setting",
 ]
 
 Kind = Literal["str", "secret", "bool", "int", "float", "json_object", "json_list", "str_list", "enum"]
+
+Group = Literal["delivery", "privacy", "sampling", "runtime", "guardrails"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as declared on its :class:`LeanLLMConfig` field: variable, text kind, group and doc."""
+
+    field: str
+    env: str
+    kind: Kind
+    group: Group
+    description: str
+
+
+def setting(env: str, kind: Kind, group: Group, description: str, default: Any = None, **constraints: Any) -> Any:
+    """A :class:`LeanLLMConfig` field that declares, in one place, its variable, how the variable's text is parsed
+    (``kind``), its group, its default and its doc; ``constraints`` are pydantic's (``ge=1``, ``default_factory``)."""
+    extra: dict[str, JsonValue] = {"env": env, "kind": kind, "group": group}
+    if "default_factory" in constraints:
+        return Field(description=description, json_schema_extra=extra, **constraints)
+    return Field(default=default, description=description, json_schema_extra=extra, **constraints)
+
 
 # --- text parsing ----------------------------------------------------------------------------------------
 
