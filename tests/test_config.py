@@ -749,3 +749,11 @@ def test_every_setting_is_declared_once_on_its_field() -> None:
         assert spec.group in ("delivery", "privacy", "sampling", "runtime", "guardrails")
         assert spec.description == LeanLLMConfig.model_fields[name].description
     assert SETTINGS["budgets"].group == "guardrails" and SETTINGS["sampling_rate"].group == "sampling"
+
+
+def test_readme_table_lists_every_variable() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [var for var in ENV_VARS.values() if f"| `{var}` |" not in readme]
+    assert missing == []
