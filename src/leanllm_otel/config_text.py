@@ -87,24 +87,22 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _parse_json_object(text: str) -> dict[str, Any]:
+def _parse_json(text: str, expected: type, what: str) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"expected a JSON object of name -> pattern, got invalid JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object of name -> pattern, got JSON {type(value).__name__}")
+        raise ValueError(f"expected {what}, got invalid JSON ({exc.msg})") from None
+    if not isinstance(value, expected):
+        raise ValueError(f"expected {what}, got JSON {type(value).__name__}")
     return value
+
+
+def _parse_json_object(text: str) -> dict[str, Any]:
+    return dict(_parse_json(text, dict, "a JSON object of name -> pattern"))
 
 
 def _parse_json_list(text: str) -> list[Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"expected a JSON list, got invalid JSON ({exc.msg})") from None
-    if not isinstance(value, list):
-        raise ValueError(f"expected a JSON list, got JSON {type(value).__name__}")
-    return value
+    return list(_parse_json(text, list, "a JSON list"))
 
 
 def _parse_str_list(text: str) -> list[Any]:
