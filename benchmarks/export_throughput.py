@@ -19,7 +19,7 @@ thread (start_span + attributes + end, ~25 us a span of the same GIL), as an app
 Profiles: ``tuned`` (batch 1000, flush 200 ms, queue 20000) and ``leanllm-defaults`` (batch 100, flush 180 s,
 queue 10000: LeanLLM's own worker defaults, under which it sustains about 1 event/s). The producer is paced
 to stay under the queue size so both profiles write every event (drops would make the rate meaningless).
-PostgreSQL: a private server started with ``tests/support/postgres.py``.
+PostgreSQL: a private server started with ``loopback/postgres.py``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the loopback servers
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if backend == "sqlite":
             return f"sqlite:///{tempfile.mkdtemp(prefix='leanllm-bench-')}/events.db"
         if server is None:
-            from support.postgres import PostgresServer
+            from loopback.postgres import PostgresServer
 
             server = PostgresServer().start()
         return server.create_database()

@@ -17,7 +17,7 @@ from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.overlap import OverlappingExporter
 from leanllm_otel.store import EventStore
-from sql_helpers import make_llm_span
+from loopback.events import make_llm_span
 
 
 class GatedExporter(SpanExporter):
