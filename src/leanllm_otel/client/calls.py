@@ -33,10 +33,12 @@ from leanllm_otel.debug import print_summary
 from leanllm_otel.hooks import Hooks, build_snapshot
 from leanllm_otel.instrumentation.invocation import new_event_id
 from leanllm_otel.instrumentation.streams import StreamProxy
+from leanllm_otel.processing import routing
 from leanllm_otel.processing.rendering import Renderer
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
+    from leanllm_otel.client.routes import ClientSinks
     from leanllm_otel.instrumentation.invocation import Invocation
     from leanllm_otel.instrumentation.telemetry import Telemetry
 
@@ -106,6 +108,7 @@ class CallPath:
     _closed: bool
     _level: ConfigLevel
     _renderer: Renderer | None
+    _sinks: ClientSinks | None
 
     def _attach(self) -> Telemetry:  # pragma: no cover - the facade's
         raise NotImplementedError
@@ -190,6 +193,8 @@ class CallPath:
         call = PendingCall(snapshot)
         with self._lock:
             self._pending.setdefault(options.request_id, []).append(call)
+        if self._sinks is not None:
+            routing.bind(options.request_id, self._sinks.route)
         self.hooks.fire_pre_call(snapshot)
         return function, call_kwargs, CallScope(self, options, call)
 
@@ -243,7 +248,9 @@ class CallPath:
                 return None
             if not calls:
                 del self._pending[request_id]
-            return taken
+        if self._sinks is not None:
+            routing.unbind(request_id)
+        return taken
 
     # --- end of call (caller's thread, from the instrumentor) -----------------------------------------------------
     def _on_end(self, invocation: Invocation, span: Any, exc: BaseException | None) -> None:

@@ -130,7 +130,7 @@ class EventsAPI:
         return AsyncEventStore(self._database_url())
 
     def _read_your_writes(self) -> None:
-        if self.pipeline is not None and self.events_in_flight:
+        if self.events_in_flight:
             self.flush()
 
     def score(self, event_id: str, name: str, value: Any, comment: str | None = None) -> Any:
@@ -203,7 +203,7 @@ class EventsAPI:
 
     async def _with_async_store(self, operation: Callable[[AsyncEventStore], Any]) -> Any:
         store = self._async_store()
-        if self.pipeline is not None and self.events_in_flight:
+        if self.events_in_flight:
             await asyncio.to_thread(self.flush)
         try:
             if self.config.auto_migrate and not self._async_migrated:

@@ -31,8 +31,9 @@ from leanllm_otel import otel_compat
 from leanllm_otel.client.calls import CallControl, CallPath, PendingCall
 from leanllm_otel.client.errors import ClientClosedError
 from leanllm_otel.client.events import Entry, EventsAPI
+from leanllm_otel.client.routes import ClientSinks, check_compatible, has_sinks, live_config, shares_sinks
 from leanllm_otel.client.shared import SHARED, ConfigLevel
-from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.context import LeanLLMContext
 from leanllm_otel.debug import enable_debug_logging
 from leanllm_otel.hooks import DroppedEventsHook, ErrorHook, Hooks, PostCallHook, PreCallHook
@@ -80,6 +81,7 @@ class LeanLLM(CallPath, EventsAPI):
         self._telemetry: Telemetry | None = None
         self._pipeline: Pipeline | None = None
         self._holds_shared = False
+        self._sinks: ClientSinks | None = None  # this client's own route, when its sinks are not the pipeline's
         self._renderer: Renderer | None = None
         self._level = ConfigLevel()
         self._store: EventStore | None = None
@@ -107,13 +109,28 @@ class LeanLLM(CallPath, EventsAPI):
             telemetry = LeanLLMInstrumentor().telemetry
             if telemetry is None:  # pragma: no cover - configure() always instruments
                 raise RuntimeError("leanllm-otel: LiteLLM could not be instrumented")
+            routed = not shares_sinks(self.config, live_config(pipeline))
+            try:
+                check_compatible(self.config, telemetry.settings, pipeline, routed and has_sinks(self.config))
+            except ConfigError:
+                if holds:
+                    SHARED.release(pipeline)
+                raise
             self._pipeline, self._holds_shared = pipeline, holds
-            if pipeline is not None and self.hooks.dropped is not None:
-                pipeline.drops.add_callback(self._forward_drop)
-            hash_key = self.config.hash_key.get_secret_value().encode() if self.config.hash_key else None
-            self._renderer = (
-                pipeline.processor.renderer if pipeline is not None else Renderer(telemetry.settings, hash_key)
-            )
+            if routed and self._sinks is None:
+                self._sinks = ClientSinks(self.config, pipeline)
+                if self.hooks.dropped is not None:
+                    self._sinks.drops.add_callback(self._forward_drop)
+            if self._sinks is not None:
+                self._sinks.attach(pipeline)
+                self._renderer = self._sinks.renderer
+            else:
+                if pipeline is not None and self.hooks.dropped is not None:
+                    pipeline.drops.add_callback(self._forward_drop)
+                hash_key = self.config.hash_key.get_secret_value().encode() if self.config.hash_key else None
+                self._renderer = (
+                    pipeline.processor.renderer if pipeline is not None else Renderer(telemetry.settings, hash_key)
+                )
             self._level = ConfigLevel.between(self._settings, telemetry.settings)
             telemetry.add_end_listener(self._listener)
             self._telemetry = telemetry
@@ -249,16 +266,22 @@ class LeanLLM(CallPath, EventsAPI):
 
     @property
     def dropped_events_count(self) -> int:
-        """Events the process's export pipeline gave up on (queue overflow, retries spent); 0 without one."""
+        """Events this client's export path gave up on (queue overflow, retries spent); 0 without one."""
+        if self._sinks is not None:
+            return self._sinks.drops.total
         return self._pipeline.dropped_events_count if self._pipeline is not None else 0
 
     @property
     def events_in_flight(self) -> int:
         """Events queued for export and not yet handed to an exporter."""
-        if self._pipeline is None:
+        if self._sinks is not None:
+            batches: Sequence[Any] = self._sinks.route.processors
+        elif self._pipeline is not None:
+            batches = self._pipeline.batch_processors
+        else:
             return 0
         total = 0
-        for batch in self._pipeline.batch_processors:
+        for batch in batches:
             queue = otel_compat.batch_queue(batch)
             if queue is not None:
                 total += len(queue)
@@ -275,6 +298,8 @@ class LeanLLM(CallPath, EventsAPI):
 
     def flush(self, timeout_millis: int | None = None) -> bool:
         """Export everything queued so far; True when it all went out within the timeout."""
+        if self._sinks is not None:
+            return self._sinks.flush(timeout_millis if timeout_millis is not None else self.config.export_timeout_ms)
         if self._pipeline is not None:
             return self._pipeline.force_flush(timeout_millis)
         provider = trace_api.get_tracer_provider()
@@ -293,9 +318,11 @@ class LeanLLM(CallPath, EventsAPI):
         if telemetry is not None:
             telemetry.remove_end_listener(self._listener)
         try:
+            if self._sinks is not None:  # only this client's own sinks: flushed and shut down
+                self._sinks.close(self.config.shutdown_timeout_ms)
             if holds:
                 SHARED.release(self._pipeline)
-            else:
+            elif self._sinks is None:
                 self.flush()
         finally:
             store, self._store = self._store, None
