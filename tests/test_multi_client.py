@@ -65,7 +65,7 @@ def test_three_clients_sqlite_postgres_and_one_without_persistence(
     a = make_client(database_url=a_url)
     b = make_client(database_url=postgres_url, sampling_rate=0.5)
     c = make_client(database_url=None, enable_persistence=False)
-    for i in range(4):
+    for _ in range(4):
         ask(a, openai_server, labels={"who": "a"})
         ask(b, openai_server, labels={"who": "b"}, sample=1.0)
         ask(c, openai_server, labels={"who": "c"})
@@ -185,7 +185,7 @@ def test_a_process_wide_setting_that_differs_fails_at_construction(
     make_client: Callable[..., LeanLLM], tmp_path: Path
 ) -> None:
     make_client(database_url=_url(tmp_path, "a.db"))
-    with pytest.raises(ConfigError, match="security_scan.*auto_normalize"):
+    with pytest.raises(ConfigError, match=r"security_scan.*auto_normalize"):
         make_client(database_url=_url(tmp_path, "b.db"), security_scan=True, auto_normalize=True)
 
 
