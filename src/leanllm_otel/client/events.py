@@ -20,7 +20,7 @@ from leanllm_otel.processing.rendering import Renderer
 
 if TYPE_CHECKING:
     from leanllm_otel.pipeline import Pipeline
-    from leanllm_otel.store import AsyncEventStore, EventStore
+    from leanllm_otel.store.queries import AsyncEventStore, EventStore
 
 
 class Entry:
@@ -116,7 +116,7 @@ class EventsAPI:
         url = self._database_url()
         with self._lock:
             if self._store is None:
-                from leanllm_otel.store import EventStore
+                from leanllm_otel.store.queries import EventStore
 
                 store = EventStore(url)
                 if self.config.auto_migrate:
@@ -125,7 +125,7 @@ class EventsAPI:
             return self._store
 
     def _async_store(self) -> AsyncEventStore:
-        from leanllm_otel.store import AsyncEventStore
+        from leanllm_otel.store.queries import AsyncEventStore
 
         return AsyncEventStore(self._database_url())
 

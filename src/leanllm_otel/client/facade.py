@@ -45,7 +45,7 @@ from leanllm_otel.settings import TelemetrySettings
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.pipeline import Pipeline
-    from leanllm_otel.store import EventStore
+    from leanllm_otel.store.queries import EventStore
 
 logger = logging.getLogger(__name__)
 
