@@ -76,7 +76,7 @@ def test_three_clients_sqlite_postgres_and_one_without_persistence(
     assert c.dropped_events_count == 0 and c.events_in_flight == 0
 
 
-def test_redaction_mode_and_hash_key_follow_each_client(
+def test_redaction_mode_follows_each_client(
     make_client: Callable[..., LeanLLM], openai_server: Any, tmp_path: Path
 ) -> None:
     a_url, b_url = _url(tmp_path, "a.db"), _url(tmp_path, "b.db")
@@ -195,3 +195,71 @@ def test_own_store_without_a_leanllm_processor_fails_at_construction(
     make_instrumented()  # LiteLLM instrumented, no leanllm span processor anywhere
     with pytest.raises(ConfigError, match="database_url"):
         make_client(database_url=_url(tmp_path, "a.db"))
+
+
+_INSTRUMENTED_APP = """
+import os, sys
+import litellm
+from leanllm_otel import LeanLLM, LeanLLMConfig
+
+base = os.environ["OPENAI_COMPATIBLE_API_BASE"]
+messages = [{"role": "user", "content": "hi"}]
+a = LeanLLM(api_key="sk-test", config=LeanLLMConfig(database_url=sys.argv[1]))
+c = LeanLLM(api_key="sk-test", config=LeanLLMConfig(database_url=None, enable_persistence=False))
+a.chat("openai/gpt-4o-mini", messages, {"who": "a"}, api_base=base)
+c.chat("openai/gpt-4o-mini", messages, {"who": "c"}, api_base=base)
+litellm.completion(model="openai/gpt-4o-mini", messages=messages, api_base=base, api_key="sk-test")
+a.close()
+c.close()
+"""
+
+
+def test_under_opentelemetry_instrument_each_client_keeps_its_own_rows(
+    openai_server: Any, otlp_receiver: Any, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    p_url, a_url = _url(tmp_path, "process.db"), _url(tmp_path, "a.db")
+    app = tmp_path / "app.py"
+    app.write_text(_INSTRUMENTED_APP)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "LEANLLM_"))}
+    environ.update({
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "OPENAI_COMPATIBLE_API_BASE": openai_server.base_url,
+        "OTEL_TRACES_EXPORTER": "otlp,leanllm",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otlp_receiver.traces_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "LEANLLM_DATABASE_URL": p_url,
+    })
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    result = subprocess.run([str(instrument), sys.executable, str(app), a_url], env=environ, capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert stored(a_url) == ["a"]
+    assert stored(p_url) == [""]  # the direct LiteLLM call only
+    who = sorted(str(s["attributes"].get("leanllm.label.who", "")) for s in otlp_receiver.spans
+                 if "leanllm.request_id" in s["attributes"])
+    assert who == ["", "a", "c"]
+
+
+def test_each_client_hashes_with_its_own_key(
+    make_client: Callable[..., LeanLLM], openai_server: Any, tmp_path: Path
+) -> None:
+    urls = {name: _url(tmp_path, f"{name}.db") for name in ("a", "b", "c")}
+    keys = {"a": "key-one", "b": "key-two", "c": "key-one"}
+    clients = {name: make_client(database_url=urls[name], capture_content=True, redaction_mode="hashed",
+                                 hash_key=keys[name])
+               for name in urls}
+    for name, client in clients.items():
+        ask(client, openai_server, EMAIL, labels={"who": name})
+        assert client.flush()
+    events = {name: stored_events(url) for name, url in urls.items()}
+    assert {name: [e.labels["who"] for e in rows] for name, rows in events.items()} == {
+        "a": ["a"], "b": ["b"], "c": ["c"]}
+    hashed = {name: json.dumps(rows[0].input_messages) for name, rows in events.items()}
+    assert "jane.doe@example.com" not in hashed["a"] + hashed["b"]
+    assert hashed["a"] == hashed["c"] != hashed["b"]
