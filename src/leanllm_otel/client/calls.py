@@ -35,6 +35,7 @@ from leanllm_otel.instrumentation.invocation import new_event_id
 from leanllm_otel.instrumentation.streams import StreamProxy
 from leanllm_otel.processing import routing
 from leanllm_otel.processing.rendering import Renderer
+from leanllm_otel.processing.sampling import decide
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
@@ -257,8 +258,8 @@ class CallPath:
         call = self._take(invocation.event_id)
         if call is None:
             return  # not one of this client's calls
-        kept = exc is not None or (invocation.sampled and _head_sampled(span))
-        if self._level.chain and (exc is not None or invocation.sampled):
+        kept = decide(failed=exc is not None, head_sampled=_head_sampled(span), drawn=invocation.sampled).kept
+        if self._level.chain and decide(failed=exc is not None, drawn=invocation.sampled).kept:
             chain_set(invocation.event_id)
         if not kept or not isinstance(span, ReadableSpan):
             logger.debug("leanllm-otel: event %s sampled out", invocation.event_id)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from leanllm_otel import active
 from leanllm_otel.config import ConfigError, LeanLLMConfig
 from leanllm_otel.exporters.delivery import DropCounter
-from leanllm_otel.pipeline import _bounded, batch_processor_for, persistence_exporter, renderer_for
+from leanllm_otel.exporters.persistence import persistence_exporter
+from leanllm_otel.pipeline import _bounded, batch_processor_for, renderer_for
 from leanllm_otel.processing.rendering import Renderer
 from leanllm_otel.processing.routing import Route, router_of
 from leanllm_otel.settings import TelemetrySettings
@@ -42,9 +44,7 @@ def front_processor(pipeline: Pipeline | None) -> Any:
     """The ``LeanLLMSpanProcessor`` in front of this process's export chain, or None."""
     if pipeline is not None:
         return pipeline.processor
-    from leanllm_otel.distro import LeanLLMConfigurator
-
-    return LeanLLMConfigurator.front
+    return active.front
 
 
 def live_config(pipeline: Pipeline | None) -> LeanLLMConfig | None:

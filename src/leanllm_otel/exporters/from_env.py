@@ -15,44 +15,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.sdk.trace.export import SpanExportResult
 
-from leanllm_otel import semconv as sc
+from leanllm_otel.active import leanllm_processor_in_front
 from leanllm_otel.config import ConfigError, LeanLLMConfig
-from leanllm_otel.processing.sampling import keeps
+from leanllm_otel.exporters.persistence import persistence_exporter
+from leanllm_otel.exporters.wrapping import WrappingExporter
+from leanllm_otel.processing.sampling import span_decision
 
 logger = logging.getLogger(__name__)
 
 
 def _behind_leanllm_processor() -> bool:
-    from leanllm_otel.distro import LeanLLMConfigurator
-    from leanllm_otel.pipeline import _ACTIVE
-
-    return LeanLLMConfigurator.front is not None or bool(_ACTIVE)
+    return leanllm_processor_in_front()
 
 
 def _kept(span: ReadableSpan, default_rate: float) -> bool:
-    attributes = span.attributes or {}
-    if sc.LEANLLM_REQUEST_ID not in attributes or span.status.status_code is StatusCode.ERROR:
-        return True
-    decided = attributes.get(sc.LEANLLM_SAMPLED)  # the decision drawn at start, when the rate was below 1
-    if decided is not None:
-        return bool(decided)
-    context = span.context
-    rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
-    return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
+    decision = span_decision(span, default_rate)
+    return decision is None or decision.kept
 
 
-class LeanLLMSpanExporter(SpanExporter):
+class LeanLLMSpanExporter(WrappingExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
-        from leanllm_otel.pipeline import persistence_exporter
-
         self.config = config if config is not None else LeanLLMConfig.from_env()
         inner = persistence_exporter(self.config) if self.config.enable_persistence else None
         if inner is None:
@@ -60,7 +48,7 @@ class LeanLLMSpanExporter(SpanExporter):
                 "OTEL_TRACES_EXPORTER=leanllm needs LEANLLM_DATABASE_URL (SQL store) or LEANLLM_API_KEY "
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
-        self.inner: SpanExporter = inner
+        super().__init__(inner)
         if not _behind_leanllm_processor():
             logger.warning(
                 "leanllm-otel: the `leanllm` traces exporter runs without leanllm's span processor (another "
@@ -75,12 +63,3 @@ class LeanLLMSpanExporter(SpanExporter):
         if not kept:
             return SpanExportResult.SUCCESS
         return self.inner.export(kept)
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.inner.shutdown(*args, **kwargs)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
