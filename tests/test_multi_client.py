@@ -263,3 +263,21 @@ def test_each_client_hashes_with_its_own_key(
     hashed = {name: json.dumps(rows[0].input_messages) for name, rows in events.items()}
     assert "jane.doe@example.com" not in hashed["a"] + hashed["b"]
     assert hashed["a"] == hashed["c"] != hashed["b"]
+
+
+def test_streams_and_errors_of_a_sampled_out_client_reach_only_its_store(
+    make_client: Callable[..., LeanLLM], openai_server: Any, tmp_path: Path
+) -> None:
+    a_url, b_url = _url(tmp_path, "a.db"), _url(tmp_path, "b.db")
+    a = make_client(database_url=a_url)
+    b = make_client(database_url=b_url, sampling_rate=0.0)
+    stream = b.chat(MODEL, [{"role": "user", "content": "hi"}], {"who": "b-stream"}, api_base=openai_server.base_url,
+                    stream=True, sample=1.0)
+    ask(a, openai_server, labels={"who": "a"})  # a's call ends while b's stream is still open
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream)
+    with pytest.raises(Exception):  # noqa: B017 - whatever LiteLLM raises for a refused connection
+        b.chat(MODEL, [{"role": "user", "content": "hi"}], {"who": "b-error"}, api_base="http://127.0.0.1:9/v1",
+               max_retries=0)  # sampled out by b's rate, but an error is always kept
+    assert a.flush() and b.flush()
+    assert stored(a_url) == ["a"]
+    assert stored(b_url) == ["b-error", "b-stream"]
