@@ -9,10 +9,11 @@
     client.last_event            # the LLMEvent of that call
 
 The client adds hooks, the ``last_event`` ring buffer, debug summaries and the events API on top of the
-instrumentor's spans. Exporters, queue and delivery settings come from whoever built the pipeline
-(:mod:`leanllm_otel.client.shared`); per-call behaviour (``sampling_rate``, ``redaction_mode``/``capture_content``,
-``environment``, ``auto_chain`` on) follows each client's own config, at config precedence (per call > context >
-config).
+instrumentor's spans. LiteLLM is instrumented once per process (:mod:`leanllm_otel.client.shared`); a client whose
+store, service or renderer differ from that pipeline's gets sinks of its own (:mod:`leanllm_otel.client.routes`),
+so each client's events reach exactly its own configuration's sinks. Per-call behaviour (``sampling_rate``,
+``redaction_mode``/``capture_content``, ``environment``, ``auto_chain`` on) follows each client's own config, at
+config precedence (per call > context > config).
 """
 
 from __future__ import annotations

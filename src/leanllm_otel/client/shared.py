@@ -4,7 +4,8 @@ LiteLLM is patched process-wide, so there is one instrumentation and one export 
 ``LeanLLM`` (when nothing instrumented LiteLLM yet) builds it with ``pipeline.configure(config)``; every later client
 shares it, and the last client to ``close()`` shuts it down. When the application set things up itself
 (``leanllm_otel.configure()``, ``LeanLLMInstrumentor().instrument()`` or ``opentelemetry-instrument``), clients attach
-to that and never shut it down.
+to that and never shut it down. A client's own store, when it differs from the pipeline's, is not part of this
+pipeline: see :mod:`leanllm_otel.client.routes`.
 """
 
 from __future__ import annotations
