@@ -9,11 +9,23 @@ Behind leanllm's configurator (the default, or ``OTEL_PYTHON_CONFIGURATOR=leanll
 processor: it then still drops sampled-out LLM successes itself (it follows the decision recorded on the span, or
 recomputes it from trace id and rate, so applying it twice changes nothing), and warns that content capture and
 error rescue need ours.
+
+Writing is pipelined inside each ``export()`` call when the store exporter allows concurrent calls (the SQL store):
+the batch is cut into ``chunk_size`` pieces handed to an :class:`OverlappingExporter`, so one piece is mapped while
+the previous one is written (SQLite's step and the PostgreSQL server work on another core), and ``export()`` returns
+only once every piece is written or counted as dropped. A plain SDK ``BatchSpanProcessor`` never calls the
+exporter's ``force_flush`` and only waits for ``export()`` to return, so nothing may stay in flight after it does.
+``shutdown()`` waits for an export still running (bounded by its timeout), then stops the store exporter, which
+counts what did not land in its drop counters (``drops``).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +35,7 @@ from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.config import ConfigError, LeanLLMConfig
+from leanllm_otel.exporters.overlap import OverlappingExporter
 from leanllm_otel.processing.sampling import keeps
 
 logger = logging.getLogger(__name__)
@@ -47,8 +60,48 @@ def _kept(span: ReadableSpan, default_rate: float) -> bool:
     return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
 
 
+_NO_LIMIT_MS = 2**31 - 1
+_SETTLE_MS = 1000
+
+
+def _total_drops(exporter: SpanExporter) -> int | None:
+    drops = getattr(exporter, "drops", None)
+    total = getattr(drops, "total", None)
+    return total if isinstance(total, int) else None
+
+
+class _Running:
+    """Counts the ``export()`` calls running now (a context manager around each), so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._count = 0
+        self._changed = threading.Condition(threading.Lock())
+
+    def __enter__(self) -> None:
+        if self._pid != os.getpid():  # a forked child: the parent's exports do not run here
+            self._reset()
+        with self._changed:
+            self._count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0 or self._pid != os.getpid(), timeout_s)
+
+
 class LeanLLMSpanExporter(SpanExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
+
+    chunk_size = 128  # spans per piece of a pipelined export (see the module docstring)
+    pieces_in_flight = 2  # one mapped while one is written: the two cores of the benchmark machine
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
         from leanllm_otel.pipeline import persistence_exporter
@@ -61,6 +114,12 @@ class LeanLLMSpanExporter(SpanExporter):
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
         self.inner: SpanExporter = inner
+        self._pipeline = (
+            OverlappingExporter(inner, self.pieces_in_flight)
+            if getattr(inner, "supports_concurrent_export", False)
+            else None
+        )
+        self._exports = _Running()
         if not _behind_leanllm_processor():
             logger.warning(
                 "leanllm-otel: the `leanllm` traces exporter runs without leanllm's span processor (another "
@@ -74,12 +133,38 @@ class LeanLLMSpanExporter(SpanExporter):
         kept = [span for span in spans if _kept(span, rate)]
         if not kept:
             return SpanExportResult.SUCCESS
-        return self.inner.export(kept)
+        with self._exports:
+            pipeline = self._pipeline
+            if pipeline is None or len(kept) <= self.chunk_size:
+                return self.inner.export(kept)
+            dropped = _total_drops(self.inner)
+            for start in range(0, len(kept), self.chunk_size):
+                pipeline.export(kept[start : start + self.chunk_size])
+            # No time limit of its own: the store exporter bounds each write (export_timeout_ms, retry budget).
+            pipeline.force_flush(_NO_LIMIT_MS)
+            return SpanExportResult.SUCCESS if _total_drops(self.inner) == dropped else SpanExportResult.FAILURE
 
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.inner.shutdown(*args, **kwargs)
+    def shutdown(self, timeout_millis: float = 30000) -> None:
+        """Wait (at most ``timeout_millis``) for an export still running, then stop the store exporter; what had
+        not landed by then is counted in its drop counters before this returns."""
+        started = time.monotonic()
+        if not self._exports.wait_idle(timeout_millis / 1000.0):
+            logger.warning("leanllm-otel: an export was still running when the shutdown timeout passed")
+        timeout_millis = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
+        pipeline = self._pipeline
+        if pipeline is None:
+            if "timeout_millis" in inspect.signature(self.inner.shutdown).parameters:
+                self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+            else:
+                self.inner.shutdown()
+            return
+        pipeline.shutdown(timeout_millis=timeout_millis)
+        # Stopping the store cancels the writes still waited for; their pieces are counted as they return.
+        pipeline.force_flush(_SETTLE_MS)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._pipeline is not None:
+            return self._pipeline.force_flush(timeout_millis)
         return self.inner.force_flush(timeout_millis)
 
     def __getattr__(self, name: str) -> Any:
