@@ -152,8 +152,8 @@ def plain_sqlalchemy_rows_per_s(url: str, n: int) -> float:
     transaction) of rows like ours, built beforehand, nothing else in the process."""
     from sqlalchemy import insert
 
-    from leanllm_otel.exporters.engine import async_database_url, create_engine
-    from leanllm_otel.exporters.schema import events
+    from leanllm_otel.store.engine import async_database_url, create_engine
+    from leanllm_otel.store.schema import events
 
     exporter = SQLSpanExporter(config=LeanLLMConfig(database_url=url))
     exporter.migrate(30)

@@ -30,8 +30,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite
 
 from leanllm_otel.event import row_defaults
-from leanllm_otel.exporters.insert import PreparedInsert
-from leanllm_otel.exporters.schema import events, metadata
+from leanllm_otel.store.insert import PreparedInsert
+from leanllm_otel.store.schema import events, metadata
 
 ROWS_PER_STATEMENT = 500
 

@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
-from sql_helpers import fast_config, make_llm_span  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
-from ui_helpers import conversation  # noqa: E402
 
-from leanllm_otel.exporters import engine as db  # noqa: E402
-from leanllm_otel.exporters.schema import events  # noqa: E402
 from leanllm_otel.exporters.sql import SQLSpanExporter  # noqa: E402
 from leanllm_otel.store import EventStore  # noqa: E402
+from leanllm_otel.store import engine as db  # noqa: E402
+from leanllm_otel.store.schema import events  # noqa: E402
 from leanllm_otel.ui import UIServer  # noqa: E402
+from sql_helpers import fast_config, make_llm_span  # noqa: E402
+from ui_helpers import conversation  # noqa: E402
 
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-haiku", "claude-3-5-sonnet", "gemini-1.5-flash")
 _WORDS = ("invoice", "refund", "weather", "quokka", "translation", "summary", "python", "contract")

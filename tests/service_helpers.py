@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import func, select
 
 from leanllm_otel import semconv as sc
-from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import events as events_table
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.schema import events as events_table
 from support._loopback import LoopbackServer, QuietHandler, _HTTPServer
 
 

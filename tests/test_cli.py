@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from leanllm_otel.cli import COMMAND_MODULES, build_parser, main
 from leanllm_otel.event import LLMEvent, span_to_event
-from leanllm_otel.exporters.engine import head_revision
 from leanllm_otel.exporters.sql import SQLSpanExporter
+from leanllm_otel.store.engine import head_revision
 from sql_helpers import fast_config, make_event, make_llm_span
 
 NOW = datetime.now(timezone.utc)

@@ -16,15 +16,15 @@ from litellm.types.utils import (
     StreamingChoices,
 )
 
-from leanllm_otel.processing.parts import (
+from leanllm_otel.processing.capping import encode_capped
+from leanllm_otel.processing.messages import (
     chat_input,
-    encode_capped,
     prompt_input,
     response_output,
     responses_input,
     stream_output,
-    tool_definitions,
 )
+from leanllm_otel.processing.parts import tool_definitions
 from leanllm_otel.processing.redaction import ModePolicy
 from leanllm_otel.redaction_mode import RedactionMode
 

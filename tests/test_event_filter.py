@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.event_filter import EventFilter, ScoreFilter, parse_time
-from leanllm_otel.exporters import engine as db
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.store import EventStore
+from leanllm_otel.store import engine as db
 from sql_helpers import make_llm_span
 from ui_helpers import SEARCH_WORD, seed, write_spans
 
@@ -62,7 +62,7 @@ def test_sqlite_store_without_the_index_scans_content(sqlite_url: str) -> None:
 def test_postgres_search_uses_the_gin_index(postgres_url: str) -> None:
     seed(postgres_url, count=3)
     from leanllm_otel.event_filter import StoreFeatures, content_search
-    from leanllm_otel.exporters.schema import events
+    from leanllm_otel.store.schema import events
 
     condition = content_search(SEARCH_WORD, StoreFeatures("postgresql", True, True))
     assert condition is not None

@@ -18,7 +18,7 @@ from leanllm_otel import semconv as sc
 from leanllm_otel.context import use_context
 from leanllm_otel.guardrails import Budget, BudgetManager, Guard, InMemoryLedger, LeanLLMBudgetExceeded, SQLLedger
 from leanllm_otel.guardrails.budgets import parse_window
-from leanllm_otel.guardrails.tables import budget_spend
+from leanllm_otel.store.budget_tables import budget_spend
 
 
 class Clock:

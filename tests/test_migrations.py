@@ -12,8 +12,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.event import LLMEvent
-from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import (
+from leanllm_otel.store import EventStore
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.schema import (
     CONTENT_SEARCH_INDEX,
     CONTENT_SEARCH_TABLE,
     SCORES_TABLE,
@@ -21,7 +22,6 @@ from leanllm_otel.exporters.schema import (
     events,
     scores,
 )
-from leanllm_otel.store import EventStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

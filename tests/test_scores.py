@@ -14,10 +14,10 @@ import leanllm_otel
 from leanllm_otel import semconv as sc
 from leanllm_otel.cli import main as cli
 from leanllm_otel.config import LeanLLMConfig
-from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import scores as scores_table
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.scores import make_score, parse_value
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.schema import scores as scores_table
 from support import OTLPReceiver
 from ui_helpers import seed
 

@@ -15,10 +15,10 @@ from sqlalchemy.dialects.sqlite import aiosqlite
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.event import span_to_event
-from leanllm_otel.exporters.insert import PreparedInsert, json_text
-from leanllm_otel.exporters.schema import events
 from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import EventStore
+from leanllm_otel.store.insert import PreparedInsert, json_text
+from leanllm_otel.store.schema import events
 from sql_helpers import fast_config, make_event, make_llm_span
 
 

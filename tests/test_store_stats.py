@@ -19,7 +19,7 @@ import pytest
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter
 from leanllm_otel.store import EventStore, GroupStats, StoreStats
-from leanllm_otel.store_stats import bucket_size, floor_time
+from leanllm_otel.store.stats import bucket_size, floor_time
 from sql_helpers import write_events
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

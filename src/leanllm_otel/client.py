@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from leanllm_otel.instrumentation.invocation import Invocation
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.pipeline import Pipeline
-    from leanllm_otel.store import AsyncEventStore, EventStore
+    from leanllm_otel.store.queries import AsyncEventStore, EventStore
 
 __all__ = [
     "ClientClosedError",
@@ -709,7 +709,7 @@ class LeanLLM:
         url = self._database_url()
         with self._lock:
             if self._store is None:
-                from leanllm_otel.store import EventStore
+                from leanllm_otel.store.queries import EventStore
 
                 store = EventStore(url)
                 if self.config.auto_migrate:
@@ -718,7 +718,7 @@ class LeanLLM:
             return self._store
 
     def _async_store(self) -> AsyncEventStore:
-        from leanllm_otel.store import AsyncEventStore
+        from leanllm_otel.store.queries import AsyncEventStore
 
         return AsyncEventStore(self._database_url())
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leanllm_otel.exporters.schema import (
+from leanllm_otel.store.schema import (
     CONTENT_COLUMNS,
     CONTENT_SEARCH_TABLE,
     EVENTS_TABLE,

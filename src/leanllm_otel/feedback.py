@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.evaluation import EvaluatedCall, EvaluationEmitter, emitter_from_environment
-from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import events
 from leanllm_otel.processing.redaction import detector_for, fallback_hash_key, render_error_message
 from leanllm_otel.redaction_mode import RedactionMode
 from leanllm_otel.scores import MAX_COMMENT_CHARS, Score, ScoreValue, insert_score, make_score
 from leanllm_otel.settings import TelemetrySettings
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.schema import events
 
 __all__ = ["ScoreRecorder", "record_for", "recorder_for", "render_comment", "score"]
 

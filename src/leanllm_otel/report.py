@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from leanllm_otel.exporters.schema import events
 from leanllm_otel.processing.detectors import INJECTION_TYPES, PII_TYPES, SECRET_TYPES
 from leanllm_otel.semconv import FINDING_REPAIRED_VALUE
+from leanllm_otel.store.schema import events
 from leanllm_otel.textsafe import markdown_cell
 
 __all__ = ["FORMATS", "Report", "build_report", "render"]
@@ -178,7 +178,7 @@ async def _collect(engine: AsyncEngine, since: datetime, until: datetime, report
 async def _guardrail_events(connection_engine: AsyncEngine, since: datetime, until: datetime, report: Report) -> None:
     from sqlalchemy import inspect
 
-    from leanllm_otel.guardrails.tables import guardrail_events as g
+    from leanllm_otel.store.budget_tables import guardrail_events as g
 
     async with connection_engine.connect() as connection:
         exists = await connection.run_sync(lambda c: inspect(c).has_table(g.name))
@@ -204,7 +204,7 @@ async def _guardrail_events(connection_engine: AsyncEngine, since: datetime, unt
 
 def build_report(database_url: str, since: datetime, until: datetime, *, timeout_s: float = 120.0) -> Report:
     """Read the store for ``[since, until)`` (UTC when naive) and summarise it."""
-    from leanllm_otel.exporters.engine import Database
+    from leanllm_otel.store.engine import Database
 
     since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
     until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leanllm_otel.exporters.schema import scores
+from leanllm_otel.store.schema import scores
 
 __all__ = [
     "MAX_COMMENT_CHARS",

@@ -22,7 +22,7 @@ from leanllm_otel.cli import CLIError, add_database_option, print_json_line, res
 from leanllm_otel.cli.store_commands import parse_time
 from leanllm_otel.config import parse_bool
 from leanllm_otel.replay import NotReplayableError, ReplayResult, replay_batch, replay_event
-from leanllm_otel.store import EventStore, StoreError
+from leanllm_otel.store.queries import EventStore, StoreError
 
 
 def _filter(text: str) -> tuple[str, str]:

@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     from leanllm_otel.config import LeanLLMConfig
     from leanllm_otel.feedback import ScoreRecorder
     from leanllm_otel.scores import parse_value
-    from leanllm_otel.store import EventStore, StoreError
+    from leanllm_otel.store.queries import EventStore, StoreError
 
     database_url = resolve_database_url(args)
     try:

@@ -17,8 +17,8 @@ from leanllm_otel import formatting
 from leanllm_otel.cli import CLIError, add_database_option, print_json_line, print_table, resolve_database_url
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import parse_time as _parse_time
-from leanllm_otel.exporters.engine import head_revision
-from leanllm_otel.store import EventFilter, EventStore, GroupStats, ScoreFilter, StoreError
+from leanllm_otel.store.engine import head_revision
+from leanllm_otel.store.queries import EventFilter, EventStore, GroupStats, ScoreFilter, StoreError
 from leanllm_otel.textsafe import one_line
 
 # --- argument parsing ----------------------------------------------------------------------------------------

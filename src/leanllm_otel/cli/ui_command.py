@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         from leanllm_otel.ui import UIServer
     except ImportError as exc:
         raise CLIError(f"ui needs the 'serve' extra: pip install 'leanllm-otel[serve]' ({exc.name})") from None
-    from leanllm_otel.store import StoreError
+    from leanllm_otel.store.queries import StoreError
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from leanllm_otel.delivery_errors import PermanentError as PermanentError
+from leanllm_otel.delivery_errors import RetryableError as RetryableError
+
 if TYPE_CHECKING:
     from leanllm_otel.config import LeanLLMConfig
 
@@ -27,23 +30,6 @@ BreakerState = Literal["closed", "open", "half_open"]
 REASON_RETRY_EXHAUSTED = "retry_budget_exhausted"
 REASON_CIRCUIT_OPEN = "circuit_open"
 REASON_SHUTDOWN = "shutdown"
-
-
-class RetryableError(Exception):
-    """A failure worth retrying (backend down, timeout, lock, HTTP 429/5xx)."""
-
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-class PermanentError(Exception):
-    """A failure that retrying cannot fix (rejected payload, bad credentials): the batch is dropped."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

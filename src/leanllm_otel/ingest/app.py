@@ -38,8 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from leanllm_otel.delivery_errors import PermanentError
 from leanllm_otel.event import LLMEvent
-from leanllm_otel.exporters.delivery import PermanentError
 from leanllm_otel.ingest.events import PayloadError, parse_events
 from leanllm_otel.ingest.otlp import (
     CONTENT_TYPE_JSON,

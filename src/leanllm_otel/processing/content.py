@@ -28,18 +28,17 @@ from typing import Any
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.processing.call_parts import call_input, call_output
+from leanllm_otel.processing.capping import encode_capped
 from leanllm_otel.processing.detectors import Detector, max_severity, summarize
-from leanllm_otel.processing.parts import (
+from leanllm_otel.processing.messages import (
     Conversation,
-    Message,
     chat_input,
-    encode_capped,
     prompt_input,
     response_output,
     responses_input,
     stream_output,
-    tool_definitions,
 )
+from leanllm_otel.processing.parts import Message, tool_definitions
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.processing.redaction import ModePolicy, detector_for, fallback_hash_key, render_error_message
 from leanllm_otel.redaction_mode import RedactionMode

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from leanllm_otel.processing.capping import dumps
 from leanllm_otel.processing.detectors import (
     INJECTION,
     Detector,
@@ -32,7 +33,6 @@ from leanllm_otel.processing.detectors import (
     marker_for,
     sanitize,
 )
-from leanllm_otel.processing.parts import dumps
 from leanllm_otel.redaction_mode import RedactionMode
 from leanllm_otel.sensitive import REDACTED, merge, scrub, secret_spans, strip_url
 from leanllm_otel.settings import TelemetrySettings

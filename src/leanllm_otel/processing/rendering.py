@@ -85,7 +85,7 @@ def copy_span(
     )
 
 
-# Written by the content renderer, which only ever produces encodable text (``parts.dumps``, ``sanitize``).
+# Written by the content renderer, which only ever produces encodable text (``capping.dumps``, ``sanitize``).
 _RENDERED_CLEAN = frozenset({
     sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_TOOL_DEFINITIONS,
     sc.LEANLLM_TOOL_CALLS, sc.LEANLLM_ERROR_MESSAGE,

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.scores import parse_value
-from leanllm_otel.store import StoreError
+from leanllm_otel.store.queries import StoreError
 from leanllm_otel.ui import views
 from leanllm_otel.ui.forms import FilterForm, parse_filters
 from leanllm_otel.ui.overview import WINDOW_NAMES, build_overview, overview_window

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from markupsafe import Markup
 
 from leanllm_otel.formatting import duration
-from leanllm_otel.store import GroupStats, StoreStats
+from leanllm_otel.store.queries import GroupStats, StoreStats
 from leanllm_otel.ui.charts import Series, bar_chart, column_chart, line_chart
 from leanllm_otel.ui.forms import FilterForm
 

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter, StoreFeatures, probe_features
-from leanllm_otel.exporters.schema import events
 from leanllm_otel.scores import Score, score_names, scores_for
-from leanllm_otel.store import AsyncEventStore, StoreStats, filtered, row_to_event
+from leanllm_otel.store.queries import AsyncEventStore, StoreStats, filtered, row_to_event
+from leanllm_otel.store.schema import events
 
 __all__ = ["Cursor", "EventPage", "EventRow", "Lineage", "ViewerQueries"]
 

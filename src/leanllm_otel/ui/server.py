@@ -8,10 +8,10 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from leanllm_otel.config import LeanLLMConfig, mask_url
-from leanllm_otel.exporters.engine import LoopThread
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.serving import BackgroundServer
-from leanllm_otel.store import AsyncEventStore
+from leanllm_otel.store.engine import LoopThread
+from leanllm_otel.store.queries import AsyncEventStore
 from leanllm_otel.ui.app import create_app
 from leanllm_otel.ui.queries import ViewerQueries
 from leanllm_otel.ui.security import Guard, check_bind

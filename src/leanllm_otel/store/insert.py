@@ -25,7 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Insert
 
 from leanllm_otel.event import row_defaults
-from leanllm_otel.exporters.schema import UTCDateTime, events
+from leanllm_otel.store.schema import UTCDateTime, events
 
 # asyncpg (the PostgreSQL wire protocol) takes at most 32767 parameters per statement.
 _POSTGRESQL_MAX_PARAMETERS = 32767

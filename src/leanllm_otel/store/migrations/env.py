@@ -1,7 +1,7 @@
 """Alembic environment for the leanllm event store.
 
 Runs from the installed package with no ``alembic.ini``: the caller passes an open SQLAlchemy connection in
-``config.attributes["connection"]`` (what :func:`leanllm_otel.exporters.engine.upgrade` does), or a URL in the
+``config.attributes["connection"]`` (what :func:`leanllm_otel.store.engine.upgrade` does), or a URL in the
 ``sqlalchemy.url`` main option (sync or async driver; async URLs run on a private event loop). The version table is
 ``leanllm_alembic_version`` so the store can share a database with an application's own Alembic history.
 """

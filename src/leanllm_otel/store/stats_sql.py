@@ -1,4 +1,4 @@
-"""The SQL behind :mod:`leanllm_otel.store_stats`: sums per group, and the percentiles of each backend.
+"""The SQL behind :mod:`leanllm_otel.store.stats`: sums per group, and the percentiles of each backend.
 
 A *grouping* says what one group is: a key expression over the event row (None: every matching event in one
 group), and for labels the table-valued JSON function the events are joined with (``json_each`` on SQLite,
@@ -36,7 +36,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from leanllm_otel.exporters.schema import events
+from leanllm_otel.store.schema import events
 
 UNKNOWN_MODEL = "(unknown)"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

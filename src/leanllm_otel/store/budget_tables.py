@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table
 
-from leanllm_otel.exporters.schema import UTCDateTime, json_type
+from leanllm_otel.store.schema import UTCDateTime, json_type
 
 metadata = MetaData()
 

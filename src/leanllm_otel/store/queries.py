@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from leanllm_otel.config import mask_url
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter, ScoreFilter, probe_features
-from leanllm_otel.exporters import engine as db
-from leanllm_otel.exporters.schema import events
-from leanllm_otel.store_stats import GroupStats, StoreStats, Timeline, compute_stats
+from leanllm_otel.store import engine as db
+from leanllm_otel.store.schema import events
+from leanllm_otel.store.stats import GroupStats, StoreStats, Timeline, compute_stats
 
 __all__ = [
     "AsyncEventStore",
@@ -228,7 +228,7 @@ class AsyncEventStore:
         group_percentiles: bool = True,
     ) -> StoreStats:
         """Calls, errors, tokens, cost, latency p50/p95 and TTFT p50 overall, per model and per label, computed
-        by the database (see :mod:`leanllm_otel.store_stats`).
+        by the database (see :mod:`leanllm_otel.store.stats`).
 
         ``timeline``: per time bucket too (:class:`Timeline`). ``group_percentiles=False`` leaves the per-model
         and per-label percentiles out (None), the costliest part, for callers that show only the sums.

@@ -8,7 +8,7 @@ two closest ranks (``v[lo] + (v[lo + 1] - v[lo]) * frac`` at position ``(n - 1) 
 ``percentile_cont``): PostgreSQL computes them with ``percentile_cont``; SQLite, which has no such function,
 numbers each group's values with ``row_number()`` and returns only the rows at the ranks the group's count calls
 for (two per percentile), interpolated here with the same arithmetic. SQL lives in
-:mod:`leanllm_otel.store_stats_sql`.
+:mod:`leanllm_otel.store.stats_sql`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from leanllm_otel import store_stats_sql as sql
 from leanllm_otel.event_filter import EventFilter, probe_features
+from leanllm_otel.store import stats_sql as sql
 
 __all__ = ["GroupStats", "StoreStats", "Timeline", "bucket_size", "compute_stats"]
 

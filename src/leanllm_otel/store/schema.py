@@ -5,7 +5,7 @@ findings. Feedback scores live in ``leanllm_scores`` (many per event). Stored co
 through a GIN index over :func:`content_tsvector`, on SQLite through the FTS5 table ``leanllm_events_fts`` that
 triggers fill (revision 0007; ``leanllm_otel.event_filter`` falls back to a scan on stores without them).
 
-The migrations in ``exporters/migrations/versions`` build this schema step by step and do not import this
+The migrations in ``store/migrations/versions`` build this schema step by step and do not import this
 module (a migration is a frozen snapshot); ``tests/test_migrations.py`` checks the two agree.
 """
 
