@@ -20,7 +20,7 @@ from leanllm_otel.exporters.from_env import LeanLLMSpanExporter
 from leanllm_otel.store import EventStore
 from sql_helpers import make_llm_span, make_plain_span
 
-SPANS = 1500  # several SDK batches of 512, each cut into several pieces, the last one short
+SPANS = 1500  # several SDK batches of 512, the last one short
 
 
 def _stored(url: str) -> tuple[int, int]:
@@ -37,10 +37,8 @@ def _exporter(url: str) -> LeanLLMSpanExporter:
 
 
 def _wait_until_writing(exporter: LeanLLMSpanExporter) -> None:
-    pipeline = exporter._pipeline
-    assert pipeline is not None
     deadline = time.monotonic() + 30
-    while pipeline._in_flight == 0:
+    while exporter._exports._count == 0:
         assert time.monotonic() < deadline, "no export started"
         time.sleep(0.01)
 

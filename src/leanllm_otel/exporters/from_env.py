@@ -10,13 +10,13 @@ processor: it then still drops sampled-out LLM successes itself (it follows the 
 recomputes it from trace id and rate, so applying it twice changes nothing), and warns that content capture and
 error rescue need ours.
 
-Writing is pipelined inside each ``export()`` call when the store exporter allows concurrent calls (the SQL store):
-the batch is cut into ``chunk_size`` pieces handed to an :class:`OverlappingExporter`, so one piece is mapped while
-the previous one is written (SQLite's step and the PostgreSQL server work on another core), and ``export()`` returns
-only once every piece is written or counted as dropped. A plain SDK ``BatchSpanProcessor`` never calls the
-exporter's ``force_flush`` and only waits for ``export()`` to return, so nothing may stay in flight after it does.
-``shutdown()`` waits for an export still running (bounded by its timeout), then stops the store exporter, which
-counts what did not land in its drop counters (``drops``).
+``export()`` returns only once the batch is written or counted as dropped: a plain SDK ``BatchSpanProcessor``
+never calls its exporter's ``force_flush`` and only waits for ``export()``, so nothing may stay in flight after it
+returns. (Handing the batch to a writer thread, as ``OverlappingExporter`` does behind our own processor, would let
+``provider.force_flush()`` return before the rows exist; cutting each batch into pieces written by two threads
+measured slower, see ``benchmarks/README.md``.) ``force_flush()`` waits for exports still running; ``shutdown()``
+waits for them within its timeout, then stops the store exporter, which cancels a write still waited for and
+counts it in its drop counters (``drops``) before ``shutdown()`` returns.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from opentelemetry.trace import StatusCode
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.config import ConfigError, LeanLLMConfig
-from leanllm_otel.exporters.overlap import OverlappingExporter
 from leanllm_otel.processing.sampling import keeps
 
 logger = logging.getLogger(__name__)
@@ -60,14 +59,7 @@ def _kept(span: ReadableSpan, default_rate: float) -> bool:
     return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
 
 
-_NO_LIMIT_MS = 2**31 - 1
-_SETTLE_MS = 1000
-
-
-def _total_drops(exporter: SpanExporter) -> int | None:
-    drops = getattr(exporter, "drops", None)
-    total = getattr(drops, "total", None)
-    return total if isinstance(total, int) else None
+_SETTLE_S = 1.0
 
 
 class _Running:
@@ -100,9 +92,6 @@ class _Running:
 class LeanLLMSpanExporter(SpanExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
-    chunk_size = 128  # spans per piece of a pipelined export (see the module docstring)
-    pieces_in_flight = 2  # one mapped while one is written: the two cores of the benchmark machine
-
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
         from leanllm_otel.pipeline import persistence_exporter
 
@@ -114,11 +103,6 @@ class LeanLLMSpanExporter(SpanExporter):
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
         self.inner: SpanExporter = inner
-        self._pipeline = (
-            OverlappingExporter(inner, self.pieces_in_flight)
-            if getattr(inner, "supports_concurrent_export", False)
-            else None
-        )
         self._exports = _Running()
         if not _behind_leanllm_processor():
             logger.warning(
@@ -134,15 +118,7 @@ class LeanLLMSpanExporter(SpanExporter):
         if not kept:
             return SpanExportResult.SUCCESS
         with self._exports:
-            pipeline = self._pipeline
-            if pipeline is None or len(kept) <= self.chunk_size:
-                return self.inner.export(kept)
-            dropped = _total_drops(self.inner)
-            for start in range(0, len(kept), self.chunk_size):
-                pipeline.export(kept[start : start + self.chunk_size])
-            # No time limit of its own: the store exporter bounds each write (export_timeout_ms, retry budget).
-            pipeline.force_flush(_NO_LIMIT_MS)
-            return SpanExportResult.SUCCESS if _total_drops(self.inner) == dropped else SpanExportResult.FAILURE
+            return self.inner.export(kept)
 
     def shutdown(self, timeout_millis: float = 30000) -> None:
         """Wait (at most ``timeout_millis``) for an export still running, then stop the store exporter; what had
@@ -150,22 +126,21 @@ class LeanLLMSpanExporter(SpanExporter):
         started = time.monotonic()
         if not self._exports.wait_idle(timeout_millis / 1000.0):
             logger.warning("leanllm-otel: an export was still running when the shutdown timeout passed")
-        timeout_millis = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
-        pipeline = self._pipeline
-        if pipeline is None:
-            if "timeout_millis" in inspect.signature(self.inner.shutdown).parameters:
-                self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
-            else:
-                self.inner.shutdown()
-            return
-        pipeline.shutdown(timeout_millis=timeout_millis)
-        # Stopping the store cancels the writes still waited for; their pieces are counted as they return.
-        pipeline.force_flush(_SETTLE_MS)
+        remaining_ms = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
+        if "timeout_millis" in inspect.signature(self.inner.shutdown).parameters:
+            self.inner.shutdown(timeout_millis=remaining_ms)  # type: ignore[call-arg]
+        else:
+            self.inner.shutdown()
+        # Stopping the store cancelled a write still waited for: its export counts the drop as it returns.
+        self._exports.wait_idle(_SETTLE_S)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        if self._pipeline is not None:
-            return self._pipeline.force_flush(timeout_millis)
-        return self.inner.force_flush(timeout_millis)
+        """Wait for exports still running, then flush the store exporter; False when the time ran out."""
+        started = time.monotonic()
+        if not self._exports.wait_idle(timeout_millis / 1000.0):
+            return False
+        remaining_ms = max(0, int(timeout_millis - (time.monotonic() - started) * 1000))
+        return self.inner.force_flush(remaining_ms) is not False  # the SDK's base class returns None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
