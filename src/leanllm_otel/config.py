@@ -307,7 +307,9 @@ class LeanLLMConfig(BaseModel):
     )
     hash_key: SecretStr | None = Field(default=None, description="HMAC key for the hashed redaction mode.")
     security_scan: bool | None = Field(
-        default=None, description="Run PII/secret/injection detectors; None = whenever content is captured."
+        default=None,
+        description="PII/secret/injection findings (counts, never text) on every kept call and error, in every "
+        "redaction mode; None = on, False = off.",
     )
     detector_extra_patterns: dict[str, str] = Field(
         default_factory=dict, description="Extra detector patterns (RE2 syntax), name -> pattern."
