@@ -112,7 +112,7 @@ def run(url: str, n: int, profile: str, mode: str, concurrent_exports: int = 2) 
     processor: BatchSpanProcessor
     if profile == "sdk-default":
         entry = LeanLLMSpanExporter(config)
-        entry.migrate(30)
+        entry.inner.migrate(30)  # type: ignore[attr-defined]
         processor, drops = BatchSpanProcessor(entry), entry.drops
     else:
         exporter = SQLSpanExporter(config=config)

@@ -125,7 +125,8 @@ def _export_only(options: dict[str, Any], overrides: dict[str, Any], n: int) -> 
 
     from leanllm_otel import semconv as sc
     from leanllm_otel.config import LeanLLMConfig
-    from leanllm_otel.pipeline import otlp_exporter_from_env, persistence_exporter
+    from leanllm_otel.exporters.persistence import persistence_exporter
+    from leanllm_otel.pipeline import otlp_exporter_from_env
     from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 
     config = LeanLLMConfig.from_env(**overrides)

@@ -32,7 +32,7 @@ def _stored(url: str) -> tuple[int, int]:
 
 def _exporter(url: str) -> LeanLLMSpanExporter:
     exporter = LeanLLMSpanExporter(LeanLLMConfig(database_url=url))
-    exporter.migrate(30)  # the schema exists before a test locks the table
+    exporter.inner.migrate(30)  # type: ignore[attr-defined]  # the schema exists before a test locks the table
     return exporter
 
 

@@ -155,6 +155,6 @@ def test_monitor_finds_each_secret_once_whatever_the_chunking() -> None:
 
 def test_guard_off_means_no_hook(make_instrumented: Callable[..., Any], openai_server: Any) -> None:
     inst = make_instrumented()
-    assert inst.instrumentor.telemetry.guard is None
+    assert inst.instrumentor.telemetry.gate is None  # no call gate installed
     _chat(openai_server, f"key {AWS_KEY}")
     assert openai_server.request_count == 1

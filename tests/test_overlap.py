@@ -86,7 +86,7 @@ def test_shutdown_waits_then_shuts_the_wrapped_exporter_down() -> None:
     assert inner.received and inner.shut_down
     overlapping.export([make_llm_span()])  # after shutdown: straight to the wrapped exporter (which counts it)
     assert len(inner.received) == 2
-    assert overlapping.shut_down is True  # other attributes are the wrapped exporter's
+    assert overlapping.inner.shut_down is True  # the wrapped exporter is reached explicitly (no __getattr__)
 
 
 def test_invalid_max_in_flight_is_refused() -> None:
@@ -157,3 +157,30 @@ def test_the_write_runs_with_instrumentation_suppressed_like_the_sdk_worker() ->
     overlapping.export([make_llm_span()])
     assert overlapping.force_flush(5000)
     assert seen == [False]  # its own database / HTTP calls must not become spans
+
+
+def test_a_guarded_pipeline_keeps_its_sql_store_overlapping_and_interruptible(sqlite_url: str) -> None:
+    # The guard wraps the store's exporter before the pipeline asks it what it can do: the wrapper must answer
+    # for the SQL exporter (overlapping export, and the Delivery that shutdown closes to stop retries).
+    from leanllm_otel.exporters.sql import SQLSpanExporter
+    from leanllm_otel.guardrails.guard import GuardExporter
+
+    provider = TracerProvider()
+    pipeline = leanllm_otel.configure(
+        tracer_provider=provider, database_url=sqlite_url, instrument=False, enforcement_policy="standard"
+    )
+    try:
+        assert pipeline.guard is not None
+        store = pipeline.batch_processors[0]
+        assert isinstance(store, LeanLLMBatchSpanProcessor)
+        assert isinstance(store._worker_exporter, OverlappingExporter)
+        sql = pipeline.exporters[0]
+        assert isinstance(sql, SQLSpanExporter)
+        assert isinstance(store._exporter.inner, GuardExporter)  # type: ignore[attr-defined]
+        assert store._exporter.delivery is sql.delivery  # type: ignore[attr-defined]
+        closed: list[bool] = []
+        sql.delivery.close = lambda: closed.append(True)  # type: ignore[method-assign]
+        store._close_exporter()  # what a shutdown past its deadline does: stop the store's retries
+        assert closed == [True]
+    finally:
+        pipeline.shutdown(10_000)

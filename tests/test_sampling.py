@@ -205,3 +205,33 @@ def test_sampled_out_stream_that_breaks_is_recorded(make_instrumented: Any, open
     assert error.attributes[sc.LEANLLM_STREAM_OUTCOME] == sc.STREAM_ERROR
     assert error.attributes[sc.LEANLLM_STREAM_CHUNKS] >= 1
     assert error.status.status_code is StatusCode.ERROR
+
+
+def test_end_listeners_receive_exactly_the_kept_llm_spans_with_their_decision(make_instrumented: Any) -> None:
+    from leanllm_otel.processing.sampling import Keep
+
+    inst = make_instrumented(sampling_rate=0.0)
+    heard: list[tuple[Any, Keep]] = []
+    inst.processor.add_end_listener(lambda span, decision: heard.append((span, decision)))
+    with use_call_options(CallOptions(sample=1.0)):
+        _ok()
+    _ok()  # sampled out: not heard
+    _fail()
+    inst.tracer.start_span("not an llm call").end()
+    assert [decision for _, decision in heard] == [Keep.KEPT, Keep.KEPT_ERROR]
+    assert [span.attributes[sc.LEANLLM_REQUEST_ID] for span, _ in heard] == [
+        span.attributes[sc.LEANLLM_REQUEST_ID] for span in inst.llm_spans()
+    ]
+    assert all(hasattr(span, "leanllm_record") for span, _ in heard)
+
+
+def test_the_keep_decision_in_one_table() -> None:
+    from leanllm_otel.processing.sampling import Keep, decide
+
+    assert decide(failed=True, head_sampled=False, drawn=False) is Keep.KEPT_ERROR
+    assert decide(failed=False, head_sampled=False, drawn=True) is Keep.HEAD_SAMPLED_OUT
+    assert decide(failed=False, drawn=False) is Keep.SAMPLED_OUT
+    assert decide(failed=False, drawn=True, rate=0.0) is Keep.KEPT  # the draw made at start wins
+    assert decide(failed=False, trace_id=1, rate=0.5) is Keep.KEPT
+    assert decide(failed=False, trace_id=(1 << 64) - 1, rate=0.5) is Keep.SAMPLED_OUT
+    assert [k.kept for k in Keep] == [True, True, False, False]

@@ -63,6 +63,7 @@ from leanllm_otel.instrumentation.streams import StreamProxy
 from leanllm_otel.processing.processor import attach_record
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.processing.rendering import Renderer
+from leanllm_otel.processing.sampling import decide
 from leanllm_otel.redaction_mode import RedactionMode
 from leanllm_otel.settings import TelemetrySettings
 
@@ -457,8 +458,8 @@ class LeanLLM:
         call = self._take(invocation.event_id)
         if call is None:
             return  # not one of this client's calls
-        kept = exc is not None or (invocation.sampled and _head_sampled(span))
-        if self._level.chain and (exc is not None or invocation.sampled):
+        kept = decide(failed=exc is not None, head_sampled=_head_sampled(span), drawn=invocation.sampled).kept
+        if self._level.chain and decide(failed=exc is not None, drawn=invocation.sampled).kept:
             chain_set(invocation.event_id)
         if not kept or not isinstance(span, ReadableSpan):
             logger.debug("leanllm-otel: event %s sampled out", invocation.event_id)

@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from leanllm_otel import otel_compat
+from leanllm_otel import active, otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.delivery import DropCounter
@@ -38,7 +38,7 @@ class LeanLLMConfigurator(otel_compat.SDKConfigurator):  # type: ignore[misc]
         config = LeanLLMConfig.from_env()
         drops = DropCounter()
         front, _ = build_processor(config, drops, ())
-        LeanLLMConfigurator.front = front
+        LeanLLMConfigurator.front = active.front = front
 
         def behind_front(span_exporter: SpanExporter, *args: Any, **kw: Any) -> SpanProcessor:
             batch = LeanLLMBatchSpanProcessor(front.wrap_exporter(span_exporter), config, drops=drops)

@@ -25,10 +25,11 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
-from leanllm_otel import otel_compat
+from leanllm_otel import active, otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.delivery import DropCounter
+from leanllm_otel.exporters.persistence import persistence_exporter
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 from leanllm_otel.processing.rendering import Renderer
@@ -50,23 +51,6 @@ def _hash_key(config: LeanLLMConfig) -> bytes | None:
 
 def settings_for(config: LeanLLMConfig) -> TelemetrySettings:
     return TelemetrySettings.from_config(config)
-
-
-def persistence_exporter(config: LeanLLMConfig, drops: DropCounter | None = None) -> SpanExporter | None:
-    """The SQL or service exporter ``LEANLLM_*`` asks for, or None."""
-    target = config.persistence_target
-    if target == "sql":
-        from leanllm_otel.exporters.sql import SQLSpanExporter
-
-        return SQLSpanExporter(config=config, drops=drops)
-    if target == "service":
-        from leanllm_otel.exporters.service import LeanLLMServiceExporter
-
-        exporter = LeanLLMServiceExporter(config=config)
-        if drops is not None:
-            exporter.drops.add_callback(lambda count, reason: drops.add(count, reason))
-        return exporter
-    return None
 
 
 def otlp_protocol_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -218,7 +202,7 @@ def build_processor(
     return processor, batch_processors
 
 
-_ACTIVE: list[Pipeline] = []  # strong references: a pipeline nobody holds must still flush at exit
+_ACTIVE: list[Pipeline] = active.pipelines  # strong references: a pipeline nobody holds must still flush at exit
 _OWNED_PROVIDERS: list[TracerProvider] = []  # installed by configure(); shut down (bounded) at exit
 
 

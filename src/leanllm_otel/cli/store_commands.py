@@ -6,19 +6,18 @@ Human output is aligned tables; ``--json`` prints JSON lines (one event or group
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from leanllm_otel import formatting
 from leanllm_otel.cli import CLIError, add_database_option, print_json_line, print_table, resolve_database_url
+from leanllm_otel.cli.event_tables import LOG_HEADERS, STATS_HEADERS, log_row, print_events, show_text, stats_row
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import parse_time as _parse_time
 from leanllm_otel.store.engine import head_revision
-from leanllm_otel.store.queries import EventFilter, EventStore, GroupStats, ScoreFilter, StoreError
+from leanllm_otel.store.queries import EventFilter, EventStore, ScoreFilter, StoreError
 from leanllm_otel.textsafe import one_line
 
 # --- argument parsing ----------------------------------------------------------------------------------------
@@ -123,148 +122,13 @@ def _open_store(args: argparse.Namespace) -> EventStore:
         raise CLIError(str(exc), code=2) from None
 
 
-# --- formatting ----------------------------------------------------------------------------------------------
-
-
-_time, _ms, _cost = formatting.utc, formatting.duration, formatting.usd
-
-
-def _tokens(event: LLMEvent) -> str:
-    if event.input_tokens is None and event.output_tokens is None:
-        return "-"
-    return f"{event.input_tokens or 0}/{event.output_tokens or 0}"
-
-
-_LOG_HEADERS = ("TIME (UTC)", "EVENT ID", "MODEL", "STATUS", "TOKENS IN/OUT", "COST", "LATENCY", "LABELS")
-
-
-def _log_row(event: LLMEvent) -> list[str]:
-    status = event.status if event.status == "ok" else f"error:{event.error_kind or event.error_type or '?'}"
-    labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
-    return [
-        _time(event.timestamp),
-        event.event_id,
-        event.model or "-",
-        status,
-        _tokens(event),
-        _cost(event.cost),
-        _ms(event.latency_ms),
-        labels,
-    ]
-
-
-def _print_events(events: Sequence[LLMEvent], as_json: bool) -> None:
-    if as_json:
-        for event in events:
-            print_json_line(event.to_payload())
-        return
-    print_table(_LOG_HEADERS, [_log_row(e) for e in events], right_align=(4, 5, 6))
-
-
-_SHOW_SCALARS = (
-    "event_id",
-    "timestamp",
-    "end_timestamp",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "operation",
-    "provider",
-    "model",
-    "response_model",
-    "response_id",
-    "finish_reasons",
-    "server_address",
-    "server_port",
-    "status",
-    "error_type",
-    "error_kind",
-    "error_message",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "usage_reported",
-    "cost",
-    "latency_ms",
-    "stream",
-    "stream_outcome",
-    "stream_chunks",
-    "time_to_first_token_ms",
-    "total_stream_time_ms",
-    "environment",
-    "correlation_id",
-    "parent_request_id",
-    "redaction_mode",
-    "sampling_rate",
-    "content_captured",
-    "input_message_count",
-    "input_chars",
-    "output_chars",
-    "max_severity",
-    "blocked",
-    "block_reason",
-)
-_SHOW_SECTIONS = (
-    "labels",
-    "metadata",
-    "parameters",
-    "findings",
-    "system_instructions",
-    "input_messages",
-    "output_messages",
-    "tool_definitions",
-    "tool_calls",
-    "normalized_input",
-    "normalized_output",
-)
-
-
-def _show_text(event: LLMEvent) -> str:
-    payload = event.to_payload()
-    pairs = [(name, payload.get(name)) for name in _SHOW_SCALARS if payload.get(name) not in (None, [], "")]
-    width = max(len(name) for name, _ in pairs)
-    lines = []
-    for name, value in pairs:
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-        lines.append(f"{name.ljust(width)}  {shown}")
-    for name in _SHOW_SECTIONS:
-        value = payload.get(name)
-        if value in (None, {}, []):
-            continue
-        lines.append("")
-        lines.append(f"{name}:")
-        text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
-        lines.extend("  " + line for line in text.splitlines())
-    return "\n".join(lines) + "\n"
-
-
-_STATS_HEADERS = ("GROUP", "CALLS", "ERRORS", "ERR%", "TOKENS", "COST", "P50", "P95", "TTFT P50")
-
-
-def _stats_row(group: GroupStats) -> list[str]:
-    return [
-        group.key,
-        str(group.calls),
-        str(group.errors),
-        f"{group.error_rate * 100:.1f}",
-        str(group.total_tokens),
-        f"${group.cost:.6f}",
-        _ms(group.latency_p50_ms),
-        _ms(group.latency_p95_ms),
-        _ms(group.ttft_p50_ms),
-    ]
-
-
 # --- commands ------------------------------------------------------------------------------------------------
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         events = _query(lambda: store.list_events(limit=args.limit, offset=args.offset, **_criteria(args)))
-    _print_events(events, args.json)
+    print_events(events, args.json)
     return 0
 
 
@@ -283,7 +147,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json_line(event.to_payload())
     else:
-        sys.stdout.write(_show_text(event))
+        sys.stdout.write(show_text(event))
     return 0
 
 
@@ -297,14 +161,14 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         for group in stats.by_label:
             print_json_line({"group": "label", **group.to_dict()})
         return 0
-    right = range(1, len(_STATS_HEADERS))
-    print_table(_STATS_HEADERS, [_stats_row(stats.total)], right_align=right)
+    right = range(1, len(STATS_HEADERS))
+    print_table(STATS_HEADERS, [stats_row(stats.total)], right_align=right)
     if stats.by_model:
         sys.stdout.write("\nby model\n")
-        print_table(_STATS_HEADERS, [_stats_row(g) for g in stats.by_model], right_align=right)
+        print_table(STATS_HEADERS, [stats_row(g) for g in stats.by_model], right_align=right)
     if stats.by_label:
         sys.stdout.write("\nby label\n")
-        print_table(_STATS_HEADERS, [_stats_row(g) for g in stats.by_label], right_align=right)
+        print_table(STATS_HEADERS, [stats_row(g) for g in stats.by_label], right_align=right)
     return 0
 
 
@@ -345,7 +209,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
             if args.json:
                 print_json_line(event.to_payload())
             else:
-                sys.stdout.write(_tail_line(_log_row(event)))
+                sys.stdout.write(_tail_line(log_row(event)))
         printed += len(events)
         sys.stdout.flush()
 
@@ -355,7 +219,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         history = _query(lambda: store.recorded_since(watermark - overlap, event_filter=event_filter))
         seen = {event.event_id: recorded_at for recorded_at, event in history}
         if not args.json:
-            sys.stdout.write(_tail_line(_LOG_HEADERS))
+            sys.stdout.write(_tail_line(LOG_HEADERS))
         if args.lines:
             initial = _query(lambda: store.list_events(limit=args.lines, **criteria))
             initial.reverse()

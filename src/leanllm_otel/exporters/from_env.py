@@ -21,42 +21,31 @@ counts it in its drop counters (``drops``) before ``shutdown()`` returns.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import StatusCode
+from opentelemetry.sdk.trace.export import SpanExportResult
 
-from leanllm_otel import semconv as sc
+from leanllm_otel.active import leanllm_processor_in_front
 from leanllm_otel.config import ConfigError, LeanLLMConfig
-from leanllm_otel.processing.sampling import keeps
+from leanllm_otel.exporters.persistence import persistence_exporter
+from leanllm_otel.exporters.wrapping import WrappingExporter, shutdown_exporter
+from leanllm_otel.processing.sampling import span_decision
 
 logger = logging.getLogger(__name__)
 
 
 def _behind_leanllm_processor() -> bool:
-    from leanllm_otel.distro import LeanLLMConfigurator
-    from leanllm_otel.pipeline import _ACTIVE
-
-    return LeanLLMConfigurator.front is not None or bool(_ACTIVE)
+    return leanllm_processor_in_front()
 
 
 def _kept(span: ReadableSpan, default_rate: float) -> bool:
-    attributes = span.attributes or {}
-    if sc.LEANLLM_REQUEST_ID not in attributes or span.status.status_code is StatusCode.ERROR:
-        return True
-    decided = attributes.get(sc.LEANLLM_SAMPLED)  # the decision drawn at start, when the rate was below 1
-    if decided is not None:
-        return bool(decided)
-    context = span.context
-    rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
-    return context is None or keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
+    decision = span_decision(span, default_rate)
+    return decision is None or decision.kept
 
 
 _SETTLE_S = 1.0
@@ -89,12 +78,10 @@ class _Running:
             return self._changed.wait_for(lambda: self._count == 0 or self._pid != os.getpid(), timeout_s)
 
 
-class LeanLLMSpanExporter(SpanExporter):
+class LeanLLMSpanExporter(WrappingExporter):
     """The SQL or service exporter chosen by ``LEANLLM_*``."""
 
     def __init__(self, config: LeanLLMConfig | None = None) -> None:
-        from leanllm_otel.pipeline import persistence_exporter
-
         self.config = config if config is not None else LeanLLMConfig.from_env()
         inner = persistence_exporter(self.config) if self.config.enable_persistence else None
         if inner is None:
@@ -102,7 +89,7 @@ class LeanLLMSpanExporter(SpanExporter):
                 "OTEL_TRACES_EXPORTER=leanllm needs LEANLLM_DATABASE_URL (SQL store) or LEANLLM_API_KEY "
                 "(LeanLLM service), and LEANLLM_ENABLE_PERSISTENCE not false"
             )
-        self.inner: SpanExporter = inner
+        super().__init__(inner)
         self._exports = _Running()
         if not _behind_leanllm_processor():
             logger.warning(
@@ -120,17 +107,14 @@ class LeanLLMSpanExporter(SpanExporter):
         with self._exports:
             return self.inner.export(kept)
 
-    def shutdown(self, timeout_millis: float = 30000) -> None:
-        """Wait (at most ``timeout_millis``) for an export still running, then stop the store exporter; what had
-        not landed by then is counted in its drop counters before this returns."""
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Wait (at most ``timeout_millis``, default 30 s) for an export still running, then stop the store exporter;
+        what had not landed by then is counted in its drop counters before this returns."""
+        budget_ms = 30000.0 if timeout_millis is None else timeout_millis
         started = time.monotonic()
-        if not self._exports.wait_idle(timeout_millis / 1000.0):
+        if not self._exports.wait_idle(budget_ms / 1000.0):
             logger.warning("leanllm-otel: an export was still running when the shutdown timeout passed")
-        remaining_ms = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
-        if "timeout_millis" in inspect.signature(self.inner.shutdown).parameters:
-            self.inner.shutdown(timeout_millis=remaining_ms)  # type: ignore[call-arg]
-        else:
-            self.inner.shutdown()
+        shutdown_exporter(self.inner, max(0.0, budget_ms - (time.monotonic() - started) * 1000))
         # Stopping the store cancelled a write still waited for: its export counts the drop as it returns.
         self._exports.wait_idle(_SETTLE_S)
 
@@ -139,8 +123,4 @@ class LeanLLMSpanExporter(SpanExporter):
         started = time.monotonic()
         if not self._exports.wait_idle(timeout_millis / 1000.0):
             return False
-        remaining_ms = max(0, int(timeout_millis - (time.monotonic() - started) * 1000))
-        return self.inner.force_flush(remaining_ms) is not False  # the SDK's base class returns None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        return super().force_flush(max(0, int(timeout_millis - (time.monotonic() - started) * 1000)))

@@ -14,28 +14,28 @@ exporter down. After ``fork()`` the child starts with nothing in flight.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from leanllm_otel.exporters.wrapping import WrappingExporter, shutdown_exporter
+
 _logger = logging.getLogger(__name__)
 
 
-class OverlappingExporter(SpanExporter):
+class OverlappingExporter(WrappingExporter):
     """Runs up to ``max_in_flight`` ``export`` calls of ``exporter`` at once, each on its own short-lived thread."""
 
     def __init__(self, exporter: SpanExporter, max_in_flight: int = 2) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
-        self.exporter = exporter
+        super().__init__(exporter)
         self.max_in_flight = max_in_flight
         self._closed = False
         self._reset()
@@ -49,7 +49,7 @@ class OverlappingExporter(SpanExporter):
         if self._pid != os.getpid():  # a forked child: the parent's writer threads do not exist here
             self._reset()
         if self._closed:
-            return self.exporter.export(spans)  # the wrapped exporter counts what arrives after shutdown
+            return self.inner.export(spans)  # the wrapped exporter counts what arrives after shutdown
         with self._changed:
             self._changed.wait_for(lambda: self._in_flight < self.max_in_flight)
             self._in_flight += 1
@@ -58,13 +58,13 @@ class OverlappingExporter(SpanExporter):
             threading.Thread(target=self._write, args=(batch,), name="leanllm-export", daemon=True).start()
         except RuntimeError:  # no thread can be started (interpreter shutting down): write it here
             self._finished()
-            return self.exporter.export(batch)
+            return self.inner.export(batch)
         return SpanExportResult.SUCCESS
 
     def _write(self, batch: list[ReadableSpan]) -> None:
         try:
             with suppress_instrumentation():  # as the SDK's worker does: the export's own I/O is not traced
-                self.exporter.export(batch)
+                self.inner.export(batch)
         except Exception:  # exporters must not raise; if one does, the batch is its to count
             _logger.exception("leanllm-otel: export failed")
         finally:
@@ -87,16 +87,10 @@ class OverlappingExporter(SpanExporter):
         if not self._wait_idle(timeout_millis / 1000.0):
             return False
         remaining_ms = max(0, int(timeout_millis - (time.monotonic() - started) * 1000))
-        return self.exporter.force_flush(remaining_ms) is not False  # the SDK's base class returns None
+        return self.inner.force_flush(remaining_ms) is not False  # the SDK's base class returns None
 
-    def shutdown(self, timeout_millis: float = 30000) -> None:
+    def shutdown(self, timeout_millis: float | None = None) -> None:
         self._closed = True
-        if not self._wait_idle(timeout_millis / 1000.0):
+        if not self._wait_idle((30000 if timeout_millis is None else timeout_millis) / 1000.0):
             _logger.warning("leanllm-otel: %d export(s) still running at shutdown", self._in_flight)
-        if "timeout_millis" in inspect.signature(self.exporter.shutdown).parameters:
-            self.exporter.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
-        else:
-            self.exporter.shutdown()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.exporter, name)
+        shutdown_exporter(self.inner, timeout_millis)

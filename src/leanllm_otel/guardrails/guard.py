@@ -1,12 +1,15 @@
 """``Guard``: the one object the instrumentation consults, and the thread that does the guard's slow work.
 
-Hot path (caller's thread), only when a guard is installed (``Telemetry.guard is not None``):
+The guard is the instrumentation's call gate (``instrumentation/gate.py``'s ``CallGate``, implemented structurally:
+this module imports nothing from ``leanllm_otel.instrumentation``). Hot path (caller's thread), only while it is
+installed on a ``Telemetry``:
 
-- :meth:`Guard.begin` at span start: the prompt check of the call's :class:`EnforcementPolicy`, admission against
-  ``block`` budgets, and a :class:`StreamMonitor` for streams whose policy stops on secrets. A refusal ends the span
-  (``leanllm.security.blocked``, ``block_reason``; error status, so it is always exported) and raises.
-- :meth:`Guard.on_end` (a Telemetry end listener): puts a reference to the ended span's attributes on a bounded
-  queue (full: dropped and counted). Nothing else.
+- :meth:`Guard.admit` at span start: the prompt check of the call's :class:`EnforcementPolicy`, admission against
+  ``block`` budgets, and a :class:`StreamMonitor` for streams whose policy stops on secrets. A refusal is returned
+  (``leanllm.security.blocked``, ``block_reason``); the invocation ends its span with it (error status, so it is
+  always exported) and raises the refusal to the caller.
+- :meth:`Guard.call_ended`: puts a reference to the ended span's attributes on a bounded queue (full: dropped and
+  counted). Nothing else.
 
 Guard thread: cost (LiteLLM's price map when the span has none), budget settlement and warnings, anomaly scoring,
 error bursts, alerts, guardrail events into the store. :class:`GuardExporter` (optional, on an export thread)
@@ -26,13 +29,14 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
 from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
 from leanllm_otel.guardrails.anomaly import AnomalyDetector
 from leanllm_otel.guardrails.budgets import BudgetEvent, BudgetLedger, BudgetManager, Reservation
@@ -40,12 +44,8 @@ from leanllm_otel.guardrails.enforcement import check_prompt
 from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError
 from leanllm_otel.guardrails.policy import EnforcementPolicy, resolve_policy
 from leanllm_otel.guardrails.streaming import StreamMonitor
-from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.detectors import SECRET, Detector, DetectorConfig, Severity
-
-if TYPE_CHECKING:
-    from leanllm_otel.instrumentation.invocation import Invocation
-    from leanllm_otel.instrumentation.telemetry import Telemetry
+from leanllm_otel.processing.rendering import usage_cost
 
 __all__ = ["CallGuard", "ErrorBurst", "Guard", "GuardExporter", "call_labels"]
 
@@ -81,13 +81,22 @@ class ErrorBurst:
 
 
 class CallGuard:
-    """What the guard keeps for one admitted call."""
+    """What the guard keeps for one call it saw start (the gate's ``Admission``): a refusal, or its monitor and
+    budget reservations."""
 
-    __slots__ = ("monitor", "reservations")
+    __slots__ = ("monitor", "refusal", "refusal_attributes", "reservations")
 
-    def __init__(self, monitor: StreamMonitor | None, reservations: tuple[Reservation, ...]) -> None:
+    def __init__(
+        self,
+        monitor: StreamMonitor | None,
+        reservations: tuple[Reservation, ...],
+        refusal: LeanLLMGuardrailError | None = None,
+        refusal_attributes: Mapping[str, Any] | None = None,
+    ) -> None:
         self.monitor = monitor
         self.reservations = reservations
+        self.refusal = refusal
+        self.refusal_attributes: Mapping[str, Any] = refusal_attributes or {}
 
 
 _STOP = object()
@@ -125,7 +134,7 @@ class Guard:
         self._results: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._errors: dict[str, deque[float]] = {}
         self.counters = {"processed": 0, "queue_full": 0, "blocked": 0, "anomalies": 0, "budget_events": 0}
-        self._telemetries: list[Telemetry] = []
+        self._telemetries: list[Any] = []
         self._thread = threading.Thread(target=self._run, name="leanllm-guard", daemon=True)
         self._thread.start()
 
@@ -133,16 +142,13 @@ class Guard:
     def attach(self, target: Any) -> Guard:
         """Install on a ``Telemetry``, a ``LeanLLMInstrumentor`` or a ``Pipeline`` (its instrumentor)."""
         telemetry = _telemetry_of(target)
-        telemetry.guard = self
-        telemetry.add_end_listener(self.on_end)
+        telemetry.install_gate(self)
         self._telemetries.append(telemetry)
         return self
 
     def detach(self) -> None:
         for telemetry in self._telemetries:
-            if telemetry.guard is self:
-                telemetry.guard = None
-            telemetry.remove_end_listener(self.on_end)
+            telemetry.remove_gate(self)
         self._telemetries.clear()
 
     def wrap_exporter(self, exporter: SpanExporter, wait_s: float = 1.0) -> GuardExporter:
@@ -170,23 +176,22 @@ class Guard:
         return self._secrets
 
     # --- caller's thread ------------------------------------------------------------------------------------
-    def begin(self, invocation: Invocation, kwargs: Mapping[str, Any]) -> CallGuard | None:
-        """At span start: refuse (end the span, raise) or admit the call; the per-call state, if any."""
+    def admit(self, kwargs: Mapping[str, Any], stream: bool, attributes: Mapping[str, Any]) -> CallGuard | None:
+        """At span start: the call's refusal, or what to keep for it (None: nothing)."""
         policy = resolve_policy(kwargs, self.policy)
         monitor: StreamMonitor | None = None
         if policy is not None:
             if policy.checks_prompt:
                 violation = check_prompt(policy, self.detector(), kwargs)
                 if violation is not None:
-                    self._refuse(
-                        invocation,
+                    return _refusal(
                         violation,
                         {
                             sc.LEANLLM_SECURITY_FINDINGS: json.dumps(dict.fromkeys(violation.findings, 1)),
                             sc.LEANLLM_SECURITY_FINDING_TYPES: list(violation.findings),
                         },
                     )
-            if policy.checks_stream and invocation.stream:
+            if policy.checks_stream and stream:
                 monitor = StreamMonitor(
                     self.detector(),
                     self.secrets_detector(),
@@ -195,25 +200,19 @@ class Guard:
                 )
         reservations: tuple[Reservation, ...] = ()
         if self.budgets is not None and self.budgets.blocking:
-            labels = call_labels(getattr(invocation.span, "attributes", None))
             try:
-                reservations = self.budgets.admit(labels)
+                reservations = self.budgets.admit(call_labels(attributes))
             except LeanLLMBudgetExceeded as exc:
-                self._refuse(invocation, exc, {sc.LEANLLM_BUDGET_EVENT: f"blocked:{exc.budget}"})
+                return _refusal(exc, {sc.LEANLLM_BUDGET_EVENT: f"blocked:{exc.budget}"})
         if monitor is None and not reservations:
             return None
         return CallGuard(monitor, reservations)
 
-    def _refuse(self, invocation: Invocation, exc: LeanLLMGuardrailError, extra: dict[str, Any]) -> None:
-        attributes = {sc.LEANLLM_SECURITY_BLOCKED: True, sc.LEANLLM_SECURITY_BLOCK_REASON: exc.reason, **extra}
-        invocation.fail(exc, attributes)
-        raise exc
-
-    def on_end(self, invocation: Invocation, span: Any, exc: BaseException | None) -> None:
-        """Telemetry end listener: hand the ended span's attributes to the guard thread."""
+    def call_ended(self, admission: Any, span: Any, exc: BaseException | None) -> None:
+        """The call's span ended: hand its attributes to the guard thread."""
         context = span.get_span_context()
-        call = getattr(invocation, "guard_call", None)
-        item = (span.attributes, context.span_id, exc is not None, call.reservations if call is not None else ())
+        reservations = admission.reservations if isinstance(admission, CallGuard) else ()
+        item = (span.attributes, context.span_id, exc is not None, reservations)
         with self._lock:
             self._pending.add(context.span_id)
         try:
@@ -222,8 +221,8 @@ class Guard:
             with self._lock:
                 self._pending.discard(context.span_id)
                 self.counters["queue_full"] += 1
-            if call is not None and call.reservations and self.budgets is not None:
-                self.budgets.release(call.reservations)
+            if reservations and self.budgets is not None:
+                self.budgets.release(reservations)
 
     # --- guard thread ---------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -442,16 +441,17 @@ class Guard:
             self.events_ledger.close()
 
 
-def _telemetry_of(target: Any) -> Telemetry:
-    from leanllm_otel.instrumentation.telemetry import Telemetry
+def _refusal(exc: LeanLLMGuardrailError, extra: Mapping[str, Any]) -> CallGuard:
+    attributes = {sc.LEANLLM_SECURITY_BLOCKED: True, sc.LEANLLM_SECURITY_BLOCK_REASON: exc.reason, **extra}
+    return CallGuard(None, (), exc, attributes)
 
-    if isinstance(target, Telemetry):
-        return target
-    instrumentor = getattr(target, "instrumentor", target)
-    telemetry = getattr(instrumentor, "telemetry", None)
-    if not isinstance(telemetry, Telemetry):
-        raise ValueError("Guard.attach needs a Telemetry, an instrumented LeanLLMInstrumentor or a Pipeline")
-    return telemetry
+
+def _telemetry_of(target: Any) -> Any:
+    """The ``Telemetry`` of ``target`` (itself, an instrumentor's, or a pipeline's instrumentor's), duck-typed."""
+    for candidate in (target, getattr(getattr(target, "instrumentor", target), "telemetry", None)):
+        if callable(getattr(candidate, "install_gate", None)) and callable(getattr(candidate, "remove_gate", None)):
+            return candidate
+    raise ValueError("Guard.attach needs a Telemetry, an instrumented LeanLLMInstrumentor or a Pipeline")
 
 
 def _num(value: Any) -> float | None:
@@ -470,18 +470,7 @@ def _tokens(attrs: Mapping[str, Any]) -> float | None:
 def cost_of(attrs: Mapping[str, Any]) -> float | None:
     """``leanllm.cost.usd``, else LiteLLM's price map on the usage (None for models it has no price for)."""
     cost = _num(attrs.get(sc.LEANLLM_COST_USD))
-    if cost is not None:
-        return cost
-    input_tokens = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-    output_tokens = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-    model = attrs.get(sc.GEN_AI_RESPONSE_MODEL) or attrs.get(sc.GEN_AI_REQUEST_MODEL)
-    if not isinstance(input_tokens, int) or not isinstance(model, str):
-        return None
-    try:
-        outputs = output_tokens if isinstance(output_tokens, int) else 0
-        return litellm_compat.cost_per_token(model, input_tokens, outputs)
-    except Exception:
-        return None
+    return cost if cost is not None else usage_cost(attrs)
 
 
 def _budget_alert(event: BudgetEvent, model: str) -> Alert:
@@ -527,11 +516,11 @@ def _row(
     }
 
 
-class GuardExporter(SpanExporter):
-    """Adds the guard's conclusions to LLM spans (export thread), then hands them to ``exporter``."""
+class GuardExporter(WrappingExporter):
+    """Adds the guard's conclusions to LLM spans (export thread), then hands them to the wrapped exporter."""
 
     def __init__(self, exporter: SpanExporter, guard: Guard, wait_s: float = 1.0) -> None:
-        self.exporter = exporter
+        super().__init__(exporter)
         self.guard = guard
         self.wait_s = wait_s
 
@@ -553,28 +542,5 @@ class GuardExporter(SpanExporter):
             except Exception:
                 log_internal_error("adding guardrail results")
                 extra = {}
-            out.append(_with_attributes(span, extra) if extra else span)
-        return self.exporter.export(out)
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-def _with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes={**(span.attributes or {}), **extra},
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+            out.append(copy_span(span, attributes={**attributes, **extra}) if extra else span)
+        return self.inner.export(out)

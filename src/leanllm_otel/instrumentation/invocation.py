@@ -32,12 +32,13 @@ from leanllm_otel.context import (
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
 from leanllm_otel.instrumentation.credentials import credential_values
-from leanllm_otel.processing.processor import SAMPLED_OUT
+from leanllm_otel.instrumentation.gate import Refused
 from leanllm_otel.processing.record import CallRecord, handing_over
-from leanllm_otel.processing.sampling import clamp_rate, keeps
+from leanllm_otel.processing.sampling import SAMPLED_OUT, clamp_rate, decide
 from leanllm_otel.redaction_mode import RedactionMode
 
 if TYPE_CHECKING:
+    from leanllm_otel.instrumentation.gate import Admission, CallGate
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.instrumentation.wrappers import OperationSpec
 
@@ -64,8 +65,8 @@ class Invocation:
         "_per_call_mode",
         "_rate",
         "_spec",
+        "admission",
         "event_id",
-        "guard_call",
         "light",
         "mode",
         "operation",
@@ -102,12 +103,12 @@ class Invocation:
         self.event_id = (options.request_id if options and options.request_id else None) or new_event_id()
         self.stream = bool(kwargs.get("stream"))
         self.record: CallRecord | None = None
-        self.guard_call: Any = None
+        self.admission: Admission | None = None
         self.start_ns = time.time_ns()
-        if rate < 1.0 and telemetry.guard is None:
+        if rate < 1.0 and telemetry.gate is None:
             parent = get_current_span().get_span_context()
             trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
-            if not keeps(trace_id, rate):
+            if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
                 self._parent_context: context_api.Context | None = context_api.get_current()
@@ -121,9 +122,18 @@ class Invocation:
         self._open_span(self.start_ns)
         if settings.wants_record(self.mode, per_call_mode is not None):
             self._keep_record(kwargs)
-        guard = telemetry.guard
-        # May end the span and raise LeanLLMGuardrailError (a refused call); the wrapper lets that through.
-        self.guard_call = None if guard is None else guard.begin(self, kwargs)
+        gate = telemetry.gate
+        if gate is not None:
+            self._admit(gate, kwargs)
+
+    def _admit(self, gate: CallGate, kwargs: Mapping[str, Any]) -> None:
+        """Ask the gate; on a refusal end the span as an error and raise ``Refused`` (the wrapper re-raises the
+        gate's exception to the caller)."""
+        admission = gate.admit(kwargs, self.stream, getattr(self.span, "attributes", None) or {})
+        if admission is not None and admission.refusal is not None:
+            self.fail(admission.refusal, admission.refusal_attributes)
+            raise Refused(admission.refusal)
+        self.admission = admission
 
     def _open_span(self, start_ns: int, parent: Any = None) -> None:
         """Start the SDK span with every attribute known before the call."""
@@ -300,7 +310,7 @@ class Invocation:
             if status is not None and kind not in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
-        if self.sampled or exc is not None:
+        if decide(failed=exc is not None, drawn=self.sampled).kept:  # kept, as far as leanllm's own draw goes
             chain_advance(self.telemetry, self.event_id)
         self.telemetry.record_metrics(
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type

@@ -22,7 +22,7 @@ from leanllm_otel.instrumentation.attributes import semconv_provider, usage_attr
 from leanllm_otel.instrumentation.invocation import Invocation
 
 if TYPE_CHECKING:
-    from leanllm_otel.guardrails.streaming import StreamMonitor
+    from leanllm_otel.instrumentation.gate import ChunkMonitor
 
 
 class _StreamState:
@@ -49,8 +49,8 @@ class _StreamState:
         self.finish_reasons: dict[int, str] = {}
         self.usage: Any = None
         self.chunks: list[Any] | None = [] if invocation.record is not None else None
-        guard_call = invocation.guard_call
-        self.monitor: StreamMonitor | None = None if guard_call is None else guard_call.monitor
+        admission = invocation.admission
+        self.monitor: ChunkMonitor | None = None if admission is None else admission.monitor
 
     def observe(self, chunk: Any) -> None:
         try:

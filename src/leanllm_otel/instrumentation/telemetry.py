@@ -15,7 +15,7 @@ from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.version import __version__
 
 if TYPE_CHECKING:
-    from leanllm_otel.guardrails.guard import Guard
+    from leanllm_otel.instrumentation.gate import CallGate
     from leanllm_otel.instrumentation.invocation import Invocation
 
 EndListener = Callable[["Invocation", Span, "BaseException | None"], None]
@@ -68,8 +68,17 @@ class Telemetry:
         )
         self._listeners: tuple[EndListener, ...] = ()
         self._lock = threading.Lock()
-        # Opt-in guardrails (enforcement, budgets): consulted at span start only when not None.
-        self.guard: Guard | None = None
+        # An opt-in gate (the guardrails' Guard): consulted at span start and end only when not None.
+        self.gate: CallGate | None = None
+
+    def install_gate(self, gate: CallGate) -> None:
+        """Consult ``gate`` on every call from now on (replacing any other)."""
+        self.gate = gate
+
+    def remove_gate(self, gate: CallGate) -> None:
+        """Stop consulting ``gate`` (nothing happens when another one is installed)."""
+        if self.gate is gate:
+            self.gate = None
 
     def add_end_listener(self, listener: EndListener) -> None:
         with self._lock:
@@ -80,6 +89,12 @@ class Telemetry:
             self._listeners = tuple(item for item in self._listeners if item is not listener)
 
     def notify_end(self, invocation: Invocation, span: Span, exc: BaseException | None) -> None:
+        gate = self.gate
+        if gate is not None:
+            try:
+                gate.call_ended(invocation.admission, span, exc)
+            except Exception:
+                log_internal_error("a call gate failed at the end of a call")
         for listener in self._listeners:
             try:
                 listener(invocation, span, exc)

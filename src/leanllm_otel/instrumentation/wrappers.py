@@ -19,8 +19,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import set_span_in_context
 
 from leanllm_otel._internal import log_internal_error
-from leanllm_otel.guardrails.errors import LeanLLMGuardrailError
 from leanllm_otel.instrumentation import litellm_compat
+from leanllm_otel.instrumentation.gate import Refused
 from leanllm_otel.instrumentation.invocation import Invocation, Skip
 from leanllm_otel.instrumentation.streams import StreamProxy
 from leanllm_otel.instrumentation.telemetry import Telemetry
@@ -62,8 +62,8 @@ def _begin(
         return Invocation(telemetry, spec, args, kwargs)
     except Skip:
         return None
-    except LeanLLMGuardrailError:
-        raise  # an opt-in guard refused the call (its span is already ended)
+    except Refused as refused:
+        raise refused.error from None  # the call gate refused the call (its span is already ended)
     except Exception:
         log_internal_error("starting an LLM span")
         return None

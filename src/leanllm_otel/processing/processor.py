@@ -3,8 +3,8 @@
 It wraps the downstream processors (usually one ``BatchSpanProcessor`` per exporter), so what it drops or rewrites
 never reaches any of them:
 
-- sampling: an LLM span that succeeded is kept when ``keeps(trace_id, rate)``; an error is always kept, even when the
-  application's head sampler only recorded it (``LeanLLMSampler``);
+- sampling: the keep decision of ``sampling.span_decision`` (an error is always kept, even when the application's
+  head sampler only recorded it, ``LeanLLMSampler``); end listeners receive each kept LLM span with its decision;
 - content: a kept span carries its ``CallRecord`` to the export threads, where ``ContentRenderingExporter`` turns
   it into redacted attributes; a processor attached anywhere else never sees content;
 - counters: kept, sampled out, head-sampled out, and queue / delivery drops (``DropCounter``).
@@ -19,31 +19,15 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, TraceFlags
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.exporters.wrapping import copy_span
 from leanllm_otel.processing.record import CallRecord, take_pending
-from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer, copy_span
-from leanllm_otel.processing.sampling import keeps
+from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+from leanllm_otel.processing.sampling import SAMPLED_OUT, Keep, span_decision
 from leanllm_otel.settings import TelemetrySettings
-
-
-class _Tally:
-    """A thread-safe process-wide count."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-# Calls sampled out at start never become SDK spans, so no processor sees them: the wrappers count them here, and
-# every processor's ``counters`` reports those counted since it was created (one pipeline per process is the norm).
-SAMPLED_OUT = _Tally()
 
 
 def attach_record(span: ReadableSpan, record: CallRecord | None) -> ReadableSpan:
@@ -65,6 +49,9 @@ def marked_sampled(span: ReadableSpan, record: CallRecord | None) -> ReadableSpa
         )
         span = copy_span(span, context=sampled)
     return attach_record(span, record)
+
+
+EndListener = Callable[[ReadableSpan, Keep], None]
 
 
 class SpanCounters:
@@ -108,7 +95,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
         self._downstream: tuple[SpanProcessor, ...] = ()
         self._lock = threading.Lock()
         self._drop_counter = drop_counter
-        self._end_listeners: tuple[Callable[[ReadableSpan], None], ...] = ()
+        self._end_listeners: tuple[EndListener, ...] = ()
 
     # --- wiring -----------------------------------------------------------------------------------------------
     def add_span_processor(self, processor: SpanProcessor) -> None:
@@ -120,8 +107,9 @@ class LeanLLMSpanProcessor(SpanProcessor):
         """Wrap ``exporter`` so the export thread renders redacted content before it sees each span."""
         return ContentRenderingExporter(exporter, self.renderer)
 
-    def add_end_listener(self, listener: Callable[[ReadableSpan], None]) -> None:
-        """Called on the caller's thread for every kept LLM span (after sampling, before export)."""
+    def add_end_listener(self, listener: EndListener) -> None:
+        """``listener(span, decision)`` on the caller's thread for every kept LLM span (after sampling, before
+        export): ``decision`` is ``Keep.KEPT`` or ``Keep.KEPT_ERROR``; ``span.leanllm_record`` holds its content."""
         with self._lock:
             self._end_listeners = (*self._end_listeners, listener)
 
@@ -140,7 +128,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            forwarded = self._select(span)
+            forwarded, decision = self._select(span)
         except Exception:
             if self._drop_counter is not None and sc.LEANLLM_REQUEST_ID in (span.attributes or {}):
                 self._drop_counter.add(1, "internal_error")  # lost, but counted
@@ -153,37 +141,28 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 processor.on_end(forwarded)
             except Exception:
                 log_internal_error("a downstream span processor failed")
-        if self._end_listeners and hasattr(forwarded, "leanllm_record"):  # a kept LLM span
+        if decision is not None and self._end_listeners:
             for listener in self._end_listeners:
                 try:
-                    listener(forwarded)
+                    listener(forwarded, decision)
                 except Exception:
                     log_internal_error("an end listener failed")
 
-    def _select(self, span: ReadableSpan) -> ReadableSpan | None:
-        attributes = span.attributes or {}
-        if sc.LEANLLM_REQUEST_ID not in attributes:
-            return span  # not ours: pass through untouched (downstream batch processors honour the sampled flag)
+    def _select(self, span: ReadableSpan) -> tuple[ReadableSpan | None, Keep | None]:
+        """The span to forward (None: dropped) and, for an LLM span that is kept, its decision."""
+        decision = span_decision(span, self.settings.sampling_rate)
+        if decision is None:
+            return span, None  # not ours: pass through untouched (downstream batch processors honour the sampled flag)
         context = span.context
         if context is None:
-            return None
+            return None, None
         record = take_pending(context.span_id)
-        is_error = span.status.status_code is StatusCode.ERROR
-        if is_error:
-            self.counters.add("kept_errors")
-            return marked_sampled(span, record)
-        if not context.trace_flags.sampled:
-            self.counters.add("head_sampled_out")
-            return None
-        decided = attributes.get(sc.LEANLLM_SAMPLED)
-        if decided is None:
-            rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, self.settings.sampling_rate)
-            decided = keeps(context.trace_id, float(rate))  # type: ignore[arg-type]
-        if not decided:
-            self.counters.add("sampled_out")
-            return None
-        self.counters.add("kept")
-        return attach_record(span, record)
+        self.counters.add(decision.value)
+        if decision is Keep.KEPT_ERROR:
+            return marked_sampled(span, record), decision
+        if decision is Keep.KEPT:
+            return attach_record(span, record), decision
+        return None, None
 
     def shutdown(self) -> None:
         for processor in self._downstream:

@@ -12,10 +12,11 @@ from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanContext, Status
+from opentelemetry.trace import Status
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
 from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
@@ -57,32 +58,6 @@ class Renderer:
             # Fail closed: the span leaves with no content at all rather than unredacted content.
             attributes = dict(span.attributes or {})
         return copy_span(span, attributes=attributes, events=events)
-
-
-def copy_span(
-    span: ReadableSpan,
-    *,
-    context: SpanContext | None = None,
-    attributes: Mapping[str, Any] | None = None,
-    events: Sequence[Event] | None = None,
-    name: str | None = None,
-    status: Status | None = None,
-) -> ReadableSpan:
-    """A plain ``ReadableSpan`` equal to ``span`` except for what is given."""
-    return ReadableSpan(
-        name=name if name is not None else span.name,
-        context=context if context is not None else span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes if attributes is not None else span.attributes,
-        events=events if events is not None else span.events,
-        links=span.links,
-        kind=span.kind,
-        status=status if status is not None else span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
 
 
 # Written by the content renderer, which only ever produces encodable text (``capping.dumps``, ``sanitize``).
@@ -157,40 +132,39 @@ def _enrich_cost(attributes: dict[str, Any]) -> None:
     """Cost from LiteLLM's own price map when the call path did not carry it (streams, stale references)."""
     if sc.LEANLLM_COST_USD in attributes:
         return
+    cost = usage_cost(attributes)
+    if cost is not None:
+        attributes[sc.LEANLLM_COST_USD] = cost
+
+
+def usage_cost(attributes: Mapping[str, Any]) -> float | None:
+    """The cost of a span's token usage in LiteLLM's price map; None for a model it has no price for (never a
+    guess) or a span without usage."""
     input_tokens = attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
     output_tokens = attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
     model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
     if not isinstance(input_tokens, int) or not isinstance(model, str):
-        return
+        return None
     try:
         outputs = output_tokens if isinstance(output_tokens, int) else 0
-        attributes[sc.LEANLLM_COST_USD] = litellm_compat.cost_per_token(model, input_tokens, outputs)
-    except Exception:  # a model LiteLLM has no price for: cost stays absent, never a guess
-        return
+        return litellm_compat.cost_per_token(model, input_tokens, outputs)
+    except Exception:
+        return None
 
 
-class ContentRenderingExporter(SpanExporter):
+class ContentRenderingExporter(WrappingExporter):
     """Renders each span, then hands the batch to the wrapped exporter."""
 
     def __init__(self, exporter: SpanExporter, renderer: Renderer) -> None:
-        self.exporter = exporter
+        super().__init__(exporter)
         self.renderer = renderer
         # The store and service exporters repair what their formats cannot carry themselves, only when a write
         # fails (``repairs_values``); any other exporter (OTLP, the application's own) gets spans every format can
         # carry, checked here (a few microseconds a span, next to its protobuf encoding).
-        self._repair = not getattr(exporter, "repairs_values", False)
+        self._repair = not self.repairs_values
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         rendered = [self.renderer.render(span) for span in spans]
         if self._repair:
             rendered = [repaired_span(span) for span in rendered]
-        return self.exporter.export(rendered)
-
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.exporter.shutdown(*args, **kwargs)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.exporter, name)
+        return self.inner.export(rendered)

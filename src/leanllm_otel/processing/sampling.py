@@ -1,17 +1,25 @@
-"""Trace-coherent sampling decisions and the head-sampler wrapper that lets errors through.
+"""The keep decision, the sampled-out count, and the head-sampler wrapper that lets errors through.
 
-The decision is a pure function of (trace id, rate), the same bound ``TraceIdRatioBased`` uses, so all LLM calls of
-one trace are kept or dropped together and a higher rate keeps a superset of a lower one. The wrapper draws it at
-span start (to skip content work) and the processor recomputes it at span end (to drop), with no shared state.
+:func:`decide` is the one rule for whether an LLM call is kept (:class:`Keep`): an error always; a success the
+application's head sampler dropped never; otherwise the draw :func:`keeps`, a pure function of (trace id, rate),
+the same bound ``TraceIdRatioBased`` uses, so all LLM calls of one trace are kept or dropped together and a higher
+rate keeps a superset of a lower one. The invocation draws it at span start (to skip content work; recorded on the
+span as ``leanllm.sampled`` when the rate is below 1), the processor (:func:`span_decision`) follows it at span
+end, and so do the entry-point exporter and the client: no one else re-decides.
+
+A leaf module (opentelemetry and ``semconv`` only): the hot path imports it, not the processor.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from enum import Enum
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace import Link, SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -31,6 +39,73 @@ def keeps(trace_id: int, rate: float) -> bool:
 
 def clamp_rate(rate: float) -> float:
     return 0.0 if rate < 0.0 else 1.0 if rate > 1.0 else rate
+
+
+class Keep(Enum):
+    """What became of an LLM call; the value names its counter (``LeanLLMSpanProcessor.counters``)."""
+
+    KEPT = "kept"
+    KEPT_ERROR = "kept_errors"
+    SAMPLED_OUT = "sampled_out"
+    HEAD_SAMPLED_OUT = "head_sampled_out"
+
+    @property
+    def kept(self) -> bool:
+        return self is Keep.KEPT or self is Keep.KEPT_ERROR
+
+
+def decide(
+    *, failed: bool, head_sampled: bool = True, drawn: bool | None = None, trace_id: int = 0, rate: float = 1.0
+) -> Keep:
+    """Whether an LLM call is kept: an error always; a success only when the head sampler kept its trace
+    (``head_sampled``) and the draw did: ``drawn`` when it was drawn at start, else :func:`keeps` now."""
+    if failed:
+        return Keep.KEPT_ERROR
+    if not head_sampled:
+        return Keep.HEAD_SAMPLED_OUT
+    if drawn is None:
+        drawn = keeps(trace_id, rate)
+    return Keep.KEPT if drawn else Keep.SAMPLED_OUT
+
+
+def span_decision(span: ReadableSpan, default_rate: float) -> Keep | None:
+    """:func:`decide` for an ended span, from what the invocation recorded on it; None for a span that is not an
+    LLM call's (those follow the application's head sampler alone)."""
+    attributes = span.attributes or {}
+    if sc.LEANLLM_REQUEST_ID not in attributes:
+        return None
+    failed = span.status.status_code is StatusCode.ERROR
+    decided = attributes.get(sc.LEANLLM_SAMPLED)
+    drawn = None if decided is None else bool(decided)
+    context = span.context
+    if context is None:  # no trace id to draw from: what was drawn at start, else kept
+        return decide(failed=failed, drawn=True if drawn is None else drawn)
+    rate = attributes.get(sc.LEANLLM_SAMPLING_RATE, default_rate)
+    return decide(
+        failed=failed,
+        head_sampled=context.trace_flags.sampled,
+        drawn=drawn,
+        trace_id=context.trace_id,
+        rate=float(rate),  # type: ignore[arg-type]
+    )
+
+
+class _Tally:
+    """A thread-safe process-wide count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+# Calls sampled out at start never become SDK spans, so no processor sees them: the invocation counts them here,
+# and every processor's ``counters`` reports those counted since it was created (one pipeline per process is the
+# norm).
+SAMPLED_OUT = _Tally()
 
 
 class LeanLLMSampler(Sampler):
