@@ -290,6 +290,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._waiting: set[concurrent.futures.Future[Any]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -315,16 +316,22 @@ class LoopThread:
             coro.close()
             raise RuntimeError("LoopThread.run called from its own loop thread")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._waiting.add(future)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"database operation did not finish within {timeout}s") from None
+        finally:
+            self._waiting.discard(future)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop; whoever still waits on an operation gets ``CancelledError`` now (a write: counted)."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+        for future in list(self._waiting):
+            future.cancel()
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(loop.stop)
