@@ -21,7 +21,6 @@ from leanllm_otel.store.engine import head_revision
 from loopback.events import fast_config, make_event, make_llm_span
 
 
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url"))
