@@ -159,7 +159,8 @@ class PrivacySettings(BaseModel):
         "LEANLLM_SECURITY_SCAN",
         "bool",
         "privacy",
-        "Run PII/secret/injection detectors; None = whenever content is captured.",
+        "PII/secret/injection findings (counts, never text) on every kept call and error, in every "
+        "redaction mode; None = on, False = off.",
     )
     detector_extra_patterns: dict[str, str] = setting(
         "LEANLLM_DETECTOR_EXTRA_PATTERNS",

@@ -40,12 +40,16 @@ class CallRecord:
     # Every spelling of the call's credentials, cut out of the error message on the export thread; never exported.
     credentials: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # False for a record only scanned (``TelemetrySettings.copies_content``): ``seal`` keeps the references.
+    copy_at_end: bool = True
 
     def seal(self) -> None:
         """Copy the content containers at call end: what the event records is what was sent and returned.
 
         Stream chunks are not copied (the chunk objects are LiteLLM's, built for this call).
         """
+        if not self.copy_at_end:
+            return
         self.messages = freeze(self.messages)
         self.prompt = freeze(self.prompt)
         self.tools = freeze(self.tools)
