@@ -20,8 +20,6 @@ from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store.engine import head_revision
 from loopback.events import fast_config, make_event, make_llm_span
 
-NOW = datetime.now(timezone.utc)
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest) -> str:
@@ -44,10 +42,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def seeded(db_url: str) -> tuple[str, list[LLMEvent]]:
+    now = datetime.now(timezone.utc)  # at seeding, not at import: "--since 25m" is relative to the clock
     events = [
-        make_event(now=NOW, minutes_ago=30, model="gpt-4o", labels={"feature": "search"}, latency_ms=120),
-        make_event(now=NOW, minutes_ago=20, model="claude-3", labels={"feature": "chat"}, error=True, latency_ms=80),
-        make_event(now=NOW, minutes_ago=10, model="gpt-4o", labels={"feature": "chat"}, correlation_id="c9"),
+        make_event(now=now, minutes_ago=30, model="gpt-4o", labels={"feature": "search"}, latency_ms=120),
+        make_event(now=now, minutes_ago=20, model="claude-3", labels={"feature": "chat"}, error=True, latency_ms=80),
+        make_event(now=now, minutes_ago=10, model="gpt-4o", labels={"feature": "chat"}, correlation_id="c9"),
     ]
     seed(db_url, events)
     return db_url, events
