@@ -24,7 +24,7 @@ user) builds from the ``opentelemetry_traces_exporter`` entry point: ``BatchSpan
 with the SDK's default settings (batch 512, queue 2048, delay 5 s; the worker wakes at 512 queued spans). The
 producer is paced to stay under the queue size so every profile writes every event (drops would make the rate
 meaningless).
-PostgreSQL: a private server started with ``tests/support/postgres.py``.
+PostgreSQL: a private server started with ``loopback/postgres.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the loopback servers
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if backend == "sqlite":
             return f"sqlite:///{tempfile.mkdtemp(prefix='leanllm-bench-')}/events.db"
         if server is None:
-            from support.postgres import PostgresServer
+            from loopback.postgres import PostgresServer
 
             server = PostgresServer().start()
         return server.create_database()

@@ -18,7 +18,7 @@ from leanllm_otel.cli import COMMAND_MODULES, build_parser, main
 from leanllm_otel.event import LLMEvent, span_to_event
 from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store.engine import head_revision
-from sql_helpers import fast_config, make_event, make_llm_span
+from loopback.events import fast_config, make_event, make_llm_span
 
 NOW = datetime.now(timezone.utc)
 
@@ -191,7 +191,7 @@ def test_command_modules_are_pluggable() -> None:
 def test_logs_takes_the_viewers_filters(sqlite_url: str, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from leanllm_otel import score
-    from ui_helpers import SEARCH_WORD, seed
+    from loopback.viewer_data import SEARCH_WORD, seed
 
     ids = seed(sqlite_url, count=8)
     assert main(["logs", "--database-url", sqlite_url, "--search", SEARCH_WORD, "--json"]) == 0

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.from_env import LeanLLMSpanExporter
 from leanllm_otel.store import EventStore
-from sql_helpers import make_llm_span, make_plain_span
+from loopback.events import make_llm_span, make_plain_span
 
 SPANS = 1500  # several SDK batches of 512, the last one short
 

@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.cost import span_cost
 from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
 from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
 from leanllm_otel.guardrails.anomaly import AnomalyDetector
@@ -45,7 +46,6 @@ from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardra
 from leanllm_otel.guardrails.policy import EnforcementPolicy, resolve_policy
 from leanllm_otel.guardrails.streaming import StreamMonitor
 from leanllm_otel.processing.detectors import SECRET, Detector, DetectorConfig, Severity
-from leanllm_otel.processing.rendering import usage_cost
 
 __all__ = ["CallGuard", "ErrorBurst", "Guard", "GuardExporter", "call_labels"]
 
@@ -254,7 +254,7 @@ class Guard:
         now = datetime.now(timezone.utc)
         blocked = bool(attrs.get(sc.LEANLLM_SECURITY_BLOCKED))
         reason = attrs.get(sc.LEANLLM_SECURITY_BLOCK_REASON)
-        cost = cost_of(attrs)
+        cost = span_cost(attrs)
 
         if blocked:
             self.counters["blocked"] += 1
@@ -465,12 +465,6 @@ def _tokens(attrs: Mapping[str, Any]) -> float | None:
     parts = [_num(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)), _num(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))]
     known = [p for p in parts if p is not None]
     return sum(known) if known else None
-
-
-def cost_of(attrs: Mapping[str, Any]) -> float | None:
-    """``leanllm.cost.usd``, else LiteLLM's price map on the usage (None for models it has no price for)."""
-    cost = _num(attrs.get(sc.LEANLLM_COST_USD))
-    return cost if cost is not None else usage_cost(attrs)
 
 
 def _budget_alert(event: BudgetEvent, model: str) -> Alert:
