@@ -164,9 +164,8 @@ class Invocation:
         return attributes
 
     def _keep_record(self, kwargs: Mapping[str, Any], *, sampled_in: bool = True) -> CallRecord:
-        """The content snapshot: references and a shallow copy of the message list, nothing serialised here.
-
-        A sampled-out call that failed (``sampled_in`` False) is only scanned: its content never leaves."""
+        """The content snapshot: references and a shallow copy of the message list, nothing serialised here (a
+        sampled-out call that failed is only scanned: its content never leaves)."""
         settings = self.telemetry.settings
         per_call = self._per_call_mode is not None
         record = self.record = CallRecord(
