@@ -204,7 +204,8 @@ def test_budget_shared_by_two_processes_holds_within_one_call(postgres_url: str,
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     children = [
         subprocess.Popen([sys.executable, "-c", _CHILD, openai_server.base_url, postgres_url, repr(limit),
-                          repr(start_at), repr(one_call)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                          repr(start_at), repr(one_call)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for _ in range(2)
     ]
     results = []
