@@ -1,7 +1,8 @@
-"""Export throughput of SQLSpanExporter behind LeanLLMBatchSpanProcessor, into SQLite and PostgreSQL.
+"""Export throughput of SQLSpanExporter behind LeanLLMBatchSpanProcessor, and of the ``leanllm`` entry-point
+exporter behind a plain SDK BatchSpanProcessor, into SQLite and PostgreSQL.
 
     .venv/bin/python benchmarks/export_throughput.py [--spans 100000] [--backends sqlite,postgres]
-        [--profiles tuned,leanllm-defaults] [--modes export,end-to-end]
+        [--profiles tuned,leanllm-defaults,sdk-default] [--modes export,end-to-end]
 
 For each backend, mode and settings profile it pushes ``--spans`` finished LLM spans (the attributes a real
 instrumented chat call carries, ~22 of them) through the batch processor's ``on_end``, waits until everything
@@ -17,9 +18,13 @@ INSERT; the producer costs ~3 us a span); ``end-to-end`` also creates each span 
 thread (start_span + attributes + end, ~25 us a span of the same GIL), as an application would.
 
 Profiles: ``tuned`` (batch 1000, flush 200 ms, queue 20000) and ``leanllm-defaults`` (batch 100, flush 180 s,
-queue 10000: LeanLLM's own worker defaults, under which it sustains about 1 event/s). The producer is paced
-to stay under the queue size so both profiles write every event (drops would make the rate meaningless).
-PostgreSQL: a private server started with ``tests/support/postgres.py``.
+queue 10000: LeanLLM's own worker defaults, under which it sustains about 1 event/s), both with
+``LeanLLMBatchSpanProcessor`` in front of ``SQLSpanExporter``; ``sdk-default`` is what another configurator (or a
+user) builds from the ``opentelemetry_traces_exporter`` entry point: ``BatchSpanProcessor(LeanLLMSpanExporter())``
+with the SDK's default settings (batch 512, queue 2048, delay 5 s; the worker wakes at 512 queued spans). The
+producer is paced to stay under the queue size so every profile writes every event (drops would make the rate
+meaningless).
+PostgreSQL: a private server started with ``loopback/postgres.py``.
 """
 
 from __future__ import annotations
@@ -40,10 +45,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the loopback servers
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags  # noqa: E402
 from proc_memory import rss_kb  # noqa: E402
 from span_shapes import chat_end_attributes, chat_start_attributes  # noqa: E402
@@ -52,12 +58,15 @@ from leanllm_otel import semconv as sc  # noqa: E402
 from leanllm_otel.config import LeanLLMConfig  # noqa: E402
 from leanllm_otel.event import span_to_event  # noqa: E402
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor  # noqa: E402
+from leanllm_otel.exporters.from_env import LeanLLMSpanExporter  # noqa: E402
 from leanllm_otel.exporters.sql import SQLSpanExporter  # noqa: E402
 from leanllm_otel.store import EventStore  # noqa: E402
 
 PROFILES: dict[str, dict[str, int]] = {
     "tuned": {"batch_size": 1000, "flush_interval_ms": 200, "queue_max_size": 20_000},
     "leanllm-defaults": {"batch_size": 100, "flush_interval_ms": 180_000, "queue_max_size": 10_000},
+    # The SDK BatchSpanProcessor's own defaults (OTEL_BSP_*), used only for pacing: the processor is built plain.
+    "sdk-default": {"batch_size": 512, "flush_interval_ms": 5_000, "queue_max_size": 2_048},
 }
 
 
@@ -65,7 +74,7 @@ def rss_mb() -> float:
     return rss_kb() / 1024
 
 
-def _producer(mode: str, provider: TracerProvider, processor: LeanLLMBatchSpanProcessor) -> Callable[[int], None]:
+def _producer(mode: str, provider: TracerProvider, processor: SpanProcessor) -> Callable[[int], None]:
     """One call per span: ``export`` builds the ReadableSpan directly, ``end-to-end`` goes through the tracer."""
     base = {**chat_start_attributes(), **chat_end_attributes(), sc.LEANLLM_LABEL_PREFIX + "feature": "search"}
     ids = random.Random(7)
@@ -100,9 +109,16 @@ def _producer(mode: str, provider: TracerProvider, processor: LeanLLMBatchSpanPr
 def run(url: str, n: int, profile: str, mode: str, concurrent_exports: int = 2) -> dict[str, Any]:
     settings = PROFILES[profile]
     config = LeanLLMConfig(database_url=url, shutdown_timeout_ms=60_000, **settings)
-    exporter = SQLSpanExporter(config=config)
-    exporter.migrate(30)
-    processor = LeanLLMBatchSpanProcessor(exporter, config, concurrent_exports=concurrent_exports)
+    processor: BatchSpanProcessor
+    if profile == "sdk-default":
+        entry = LeanLLMSpanExporter(config)
+        entry.inner.migrate(30)  # type: ignore[attr-defined]
+        processor, drops = BatchSpanProcessor(entry), entry.drops
+    else:
+        exporter = SQLSpanExporter(config=config)
+        exporter.migrate(30)
+        processor = LeanLLMBatchSpanProcessor(exporter, config, concurrent_exports=concurrent_exports)
+        drops = processor.drops
     provider = TracerProvider()
     provider.add_span_processor(processor)
     produce = _producer(mode, provider, processor)
@@ -124,8 +140,8 @@ def run(url: str, n: int, profile: str, mode: str, concurrent_exports: int = 2) 
         produce(i)
         if len(queue) >= high_water:
             while len(queue) >= high_water // 2:
-                if settings["flush_interval_ms"] > 1000:
-                    processor.force_flush()  # long interval: the batch-size trigger alone drives the worker
+                if profile == "leanllm-defaults":
+                    processor.force_flush()  # 180 s interval, batch 100: the size trigger alone is too slow
                 time.sleep(0.001)
         if (i + 1) % max(1, n // 4) == 0:
             quarter_rss.append(rss_mb())
@@ -141,7 +157,7 @@ def run(url: str, n: int, profile: str, mode: str, concurrent_exports: int = 2) 
         "mode": mode,
         "stored": stored,
         "end_to_end_eps": stored / elapsed,
-        "drops": processor.drops.by_reason(),
+        "drops": drops.by_reason(),
         "peak_rss_mb": max(samples + quarter_rss),
         "quarter_rss_mb": quarter_rss,
     }
@@ -188,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--profiles", default="tuned,leanllm-defaults")
+    parser.add_argument("--profiles", default="tuned,leanllm-defaults,sdk-default")
     parser.add_argument("--modes", default="export,end-to-end")
     parser.add_argument("--concurrent-exports", type=int, default=2,
                         help="batches written at once (configure() uses 2 for the SQL store; 1 = the plain SDK way)")
@@ -208,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if backend == "sqlite":
             return f"sqlite:///{tempfile.mkdtemp(prefix='leanllm-bench-')}/events.db"
         if server is None:
-            from support.postgres import PostgresServer
+            from loopback.postgres import PostgresServer
 
             server = PostgresServer().start()
         return server.create_database()

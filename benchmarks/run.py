@@ -31,15 +31,15 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the loopback servers
 sys.path.insert(0, str(BENCH_DIR))
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 import peers as peer_venvs  # noqa: E402
 import report  # noqa: E402
 
-from support import LeanLLMServiceServer, OTLPReceiver, PostgresServer  # noqa: E402
-from support import openai_server as _openai_server  # noqa: E402
+from loopback import LeanLLMServiceServer, OTLPReceiver, PostgresServer  # noqa: E402
+from loopback import openai_server as _openai_server  # noqa: E402
 
 
 class _NoDelayHandler(_openai_server._Handler):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the loopback servers
 
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -36,8 +36,8 @@ from leanllm_otel.store import EventStore  # noqa: E402
 from leanllm_otel.store import engine as db  # noqa: E402
 from leanllm_otel.store.schema import events  # noqa: E402
 from leanllm_otel.ui import UIServer  # noqa: E402
-from sql_helpers import fast_config, make_llm_span  # noqa: E402
-from ui_helpers import conversation  # noqa: E402
+from loopback.events import fast_config, make_llm_span  # noqa: E402
+from loopback.viewer_data import conversation  # noqa: E402
 
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-haiku", "claude-3-5-sonnet", "gemini-1.5-flash")
 _WORDS = ("invoice", "refund", "weather", "quokka", "translation", "summary", "python", "contract")
@@ -153,7 +153,7 @@ def main() -> None:
             if backend == "sqlite":
                 url = f"sqlite:///{tmp}/ui-bench.db"
             else:
-                from support.postgres import PostgresServer
+                from loopback.postgres import PostgresServer
 
                 server = PostgresServer().start()
                 url = server.create_database()

@@ -21,9 +21,12 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
 # `support` must import however pytest is started (`python -m pytest`, `pytest`, one file, tests/__init__.py).
+# `loopback` (the servers, shared with benchmarks/) sits at the repository root.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
+_ROOT_DIR = str(Path(__file__).resolve().parent.parent)
+for _path in (_ROOT_DIR, _TESTS_DIR):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import pytest  # noqa: E402
 

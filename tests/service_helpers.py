@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from leanllm_otel import semconv as sc
 from leanllm_otel.store import engine as db
 from leanllm_otel.store.schema import events as events_table
-from support._loopback import LoopbackServer, QuietHandler, _HTTPServer
+from loopback._loopback import LoopbackServer, QuietHandler, _HTTPServer
 
 
 def llm_attributes(event_id: str, **extra: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from leanllm_otel import RedactionMode
 from leanllm_otel import semconv as sc
 from leanllm_otel.event import span_to_event
-from support.openai_media import image_bytes, speech_bytes
+from loopback.openai_media import image_bytes, speech_bytes
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from leanllm_otel.cli import COMMAND_MODULES, build_parser, main
 from leanllm_otel.event import LLMEvent, span_to_event
 from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store.engine import head_revision
-from sql_helpers import fast_config, make_event, make_llm_span
-
-NOW = datetime.now(timezone.utc)
+from loopback.events import fast_config, make_event, make_llm_span
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -44,10 +42,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def seeded(db_url: str) -> tuple[str, list[LLMEvent]]:
+    now = datetime.now(timezone.utc)  # at seeding, not at import: "--since 25m" is relative to the clock
     events = [
-        make_event(now=NOW, minutes_ago=30, model="gpt-4o", labels={"feature": "search"}, latency_ms=120),
-        make_event(now=NOW, minutes_ago=20, model="claude-3", labels={"feature": "chat"}, error=True, latency_ms=80),
-        make_event(now=NOW, minutes_ago=10, model="gpt-4o", labels={"feature": "chat"}, correlation_id="c9"),
+        make_event(now=now, minutes_ago=30, model="gpt-4o", labels={"feature": "search"}, latency_ms=120),
+        make_event(now=now, minutes_ago=20, model="claude-3", labels={"feature": "chat"}, error=True, latency_ms=80),
+        make_event(now=now, minutes_ago=10, model="gpt-4o", labels={"feature": "chat"}, correlation_id="c9"),
     ]
     seed(db_url, events)
     return db_url, events
@@ -191,7 +190,7 @@ def test_command_modules_are_pluggable() -> None:
 def test_logs_takes_the_viewers_filters(sqlite_url: str, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from leanllm_otel import score
-    from ui_helpers import SEARCH_WORD, seed
+    from loopback.viewer_data import SEARCH_WORD, seed
 
     ids = seed(sqlite_url, count=8)
     assert main(["logs", "--database-url", sqlite_url, "--search", SEARCH_WORD, "--json"]) == 0

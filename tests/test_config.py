@@ -54,6 +54,18 @@ DEFAULTS: dict[str, Any] = {
     "auto_chain": False,
     "service_name": None,
     "enforcement_policy": None,
+    "budgets": (),
+    "budgets_shared": False,
+    "alert_webhook_url": None,
+    "alert_slack_url": None,
+    "alert_pagerduty_routing_key": None,
+    "alert_pagerduty_url": "https://events.pagerduty.com/v2/enqueue",
+    "alert_min_severity": "medium",
+    "alert_cooldown_s": 300.0,
+    "alert_max_per_minute": 30.0,
+    "anomaly_detection": False,
+    "anomaly_sigma": 3.0,
+    "anomaly_min_samples": 20,
 }
 
 # field -> (variable text, expected parsed value); each value differs from the default.
@@ -89,6 +101,18 @@ ENV_CASES: dict[str, tuple[str, Any]] = {
     "auto_chain": ("1", True),
     "service_name": ("checkout", "checkout"),
     "enforcement_policy": ("strict", "strict"),
+    "budgets": ('[{"name": "team-a", "limit_usd": 50}]', ({"name": "team-a", "limit_usd": 50},)),
+    "budgets_shared": ("true", True),
+    "alert_webhook_url": ("https://hooks.example.com/x", "https://hooks.example.com/x"),
+    "alert_slack_url": ("https://hooks.slack.com/services/T/B/x", "https://hooks.slack.com/services/T/B/x"),
+    "alert_pagerduty_routing_key": ("R0UT1NGKEY", "R0UT1NGKEY"),
+    "alert_pagerduty_url": ("http://127.0.0.1:9/v2/enqueue", "http://127.0.0.1:9/v2/enqueue"),
+    "alert_min_severity": ("HIGH", "high"),
+    "alert_cooldown_s": ("0", 0.0),
+    "alert_max_per_minute": ("5", 5.0),
+    "anomaly_detection": ("yes", True),
+    "anomaly_sigma": ("2.5", 2.5),
+    "anomaly_min_samples": ("50", 50),
 }
 
 
@@ -652,3 +676,84 @@ def test_replace_validates() -> None:
     with pytest.raises(ValidationError, match="LEANLLM_API_KEY"):
         config.replace(leanllm_api_key=API_KEY)
     assert config.replace(database_url=None, leanllm_api_key=API_KEY).persistence_target == "service"
+
+
+# --- guardrail settings are configuration fields ------------------------------------------------------------
+
+BUDGETS_JSON = '[{"name": "team-a", "limit_usd": 50, "window": "24h", "scope": {"team": "a"}, "action": "block"}]'
+
+
+def test_guardrail_variables_are_known_settings(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {
+        "LEANLLM_BUDGETS": BUDGETS_JSON,
+        "LEANLLM_ALERT_COOLDOWN_S": "60",
+        "LEANLLM_ANOMALY_DETECTION": "true",
+        "LEANLLM_ALERT_PAGERDUTY_URL": "http://127.0.0.1:9/v2/enqueue",
+    }
+    with caplog.at_level(logging.WARNING, logger="leanllm_otel.config"):
+        config = LeanLLMConfig.from_env(environ)
+    assert "unknown environment variable" not in caplog.text
+    assert config.budgets[0]["name"] == "team-a"
+    assert config.alert_cooldown_s == 60.0
+    assert config.anomaly_detection is True
+
+
+def test_guard_is_built_from_the_config_fields() -> None:
+    from leanllm_otel.guardrails.config import guard_from_config
+
+    guard = guard_from_config(
+        LeanLLMConfig.from_env({"LEANLLM_BUDGETS": BUDGETS_JSON, "LEANLLM_ANOMALY_DETECTION": "on"})
+    )
+    assert guard is not None
+    assert guard.budgets is not None and [b.name for b in guard.budgets.budgets] == ["team-a"]
+    assert guard.anomalies is not None
+    assert guard_from_config(LeanLLMConfig()) is None
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "field"),
+    [
+        ("LEANLLM_BUDGETS", "{not json", "budgets"),
+        ("LEANLLM_BUDGETS", '{"name": "a"}', "budgets"),
+        ("LEANLLM_ALERT_COOLDOWN_S", "soon", "alert_cooldown_s"),
+        ("LEANLLM_ALERT_MIN_SEVERITY", "urgent", "alert_min_severity"),
+        ("LEANLLM_ANOMALY_MIN_SAMPLES", "1", "anomaly_min_samples"),
+    ],
+)
+def test_invalid_guardrail_variable_names_variable_and_field(var: str, text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        LeanLLMConfig.from_env({var: text})
+    assert var in str(info.value) and f"field {field}" in str(info.value)
+
+
+def test_shared_budgets_need_a_database() -> None:
+    with pytest.raises(ConfigError, match=r"LEANLLM_BUDGETS_SHARED.*LEANLLM_DATABASE_URL"):
+        LeanLLMConfig.from_env({"LEANLLM_BUDGETS": BUDGETS_JSON, "LEANLLM_BUDGETS_SHARED": "true"})
+
+
+def test_alert_webhook_urls_are_secrets() -> None:
+    url = "https://hooks.slack.com/services/T000/B000/s3cr3tpath"
+    config = LeanLLMConfig(alert_slack_url=url)
+    assert "s3cr3tpath" not in repr(config)
+    with pytest.raises(ValueError) as info:
+        LeanLLMConfig(alert_webhook_url="ftp://x/s3cr3tpath")
+    assert "s3cr3tpath" not in str(info.value)
+
+
+def test_every_setting_is_declared_once_on_its_field() -> None:
+    from leanllm_otel.config import SETTINGS
+
+    assert set(SETTINGS) == set(LeanLLMConfig.model_fields)
+    for name, spec in SETTINGS.items():
+        assert spec.field == name and spec.env == ENV_VARS[name]
+        assert spec.group in ("delivery", "privacy", "sampling", "runtime", "guardrails")
+        assert spec.description == LeanLLMConfig.model_fields[name].description
+    assert SETTINGS["budgets"].group == "guardrails" and SETTINGS["sampling_rate"].group == "sampling"
+
+
+def test_readme_table_lists_every_variable() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [var for var in ENV_VARS.values() if f"| `{var}` |" not in readme]
+    assert missing == []

@@ -20,7 +20,7 @@ from leanllm_otel.exporters.delivery import (
     RetryableError,
     RetryPolicy,
 )
-from sql_helpers import make_llm_span
+from loopback.events import make_llm_span
 
 
 class FakeClock:

@@ -13,8 +13,8 @@ from leanllm_otel.event_filter import EventFilter, ScoreFilter, parse_time
 from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.store import EventStore
 from leanllm_otel.store import engine as db
-from sql_helpers import make_llm_span
-from ui_helpers import SEARCH_WORD, seed, write_spans
+from loopback.events import make_llm_span
+from loopback.viewer_data import SEARCH_WORD, seed, write_spans
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -165,10 +165,13 @@ from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.guardrails import Budget, BudgetManager, Guard, LeanLLMBudgetExceeded, SQLLedger
 
-base_url, db_url, limit, start_at = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+base_url, db_url, limit, start_at, estimate = (sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
+                                               float(sys.argv[5]))
 instrumentor = LeanLLMInstrumentor()
 instrumentor.instrument(tracer_provider=TracerProvider(), settings=TelemetrySettings())
-manager = BudgetManager([Budget("shared", limit, window="1h", action="block")], SQLLedger(db_url))
+# A typical call's cost as the estimate: the calls both processes make before either settled one reserve it.
+manager = BudgetManager([Budget("shared", limit, window="1h", action="block", estimate_usd=estimate)],
+                        SQLLedger(db_url))
 guard = Guard(budgets=manager).attach(instrumentor)
 while time.time() < start_at:
     time.sleep(0.005)
@@ -201,7 +204,8 @@ def test_budget_shared_by_two_processes_holds_within_one_call(postgres_url: str,
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     children = [
         subprocess.Popen([sys.executable, "-c", _CHILD, openai_server.base_url, postgres_url, repr(limit),
-                          repr(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                          repr(start_at), repr(one_call)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for _ in range(2)
     ]
     results = []

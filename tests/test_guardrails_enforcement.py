@@ -139,7 +139,8 @@ def test_clean_stream_completes_and_pii_findings_land_on_the_span(guarded: Any, 
     attrs = inst.one_llm_span().attributes
     assert attrs[sc.LEANLLM_STREAM_OUTCOME] == sc.STREAM_COMPLETED
     assert sc.LEANLLM_SECURITY_BLOCKED not in attrs
-    assert json.loads(attrs[sc.LEANLLM_SECURITY_FINDINGS]) == {"EMAIL": 1}
+    # The export thread scans every kept call (issue 18 item 2): the prompt's address and the echoed one.
+    assert json.loads(attrs[sc.LEANLLM_SECURITY_FINDINGS]) == {"EMAIL": 2}
 
 
 def test_monitor_finds_each_secret_once_whatever_the_chunking() -> None:

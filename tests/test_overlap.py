@@ -17,7 +17,7 @@ from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.overlap import OverlappingExporter
 from leanllm_otel.store import EventStore
-from sql_helpers import make_llm_span
+from loopback.events import make_llm_span
 
 
 class GatedExporter(SpanExporter):
@@ -184,3 +184,37 @@ def test_a_guarded_pipeline_keeps_its_sql_store_overlapping_and_interruptible(sq
         assert closed == [True]
     finally:
         pipeline.shutdown(10_000)
+
+
+def test_every_wrapper_passes_the_shutdown_timeout_and_the_capabilities_through() -> None:
+    from leanllm_otel.exporters.wrapping import WrappingExporter
+    from leanllm_otel.guardrails.guard import GuardExporter
+    from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+    from leanllm_otel.settings import TelemetrySettings
+
+    class Store(GatedExporter):
+        supports_concurrent_export = True
+        repairs_values = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.delivery = object()
+            self.drops = object()
+            self.timeouts: list[float] = []
+
+        def shutdown(self, timeout_millis: float = 30000) -> None:  # type: ignore[override]
+            self.timeouts.append(timeout_millis)
+
+    store = Store()
+    chain = ContentRenderingExporter(
+        GuardExporter(OverlappingExporter(store), guard=None, wait_s=0.0),  # type: ignore[arg-type]
+        Renderer(TelemetrySettings()),
+    )
+    assert chain.supports_concurrent_export and chain.repairs_values
+    assert chain.delivery is store.delivery and chain.drops is store.drops
+    chain.shutdown(timeout_millis=1234)
+    assert store.timeouts == [1234]
+    plain = GatedExporter()  # a shutdown() without a timeout parameter is called without one
+    WrappingExporter(plain).shutdown(timeout_millis=5)
+    assert plain.shut_down
+    assert not WrappingExporter(plain).supports_concurrent_export and WrappingExporter(plain).delivery is None

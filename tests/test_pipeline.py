@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.pipeline import Pipeline, configure, otlp_exporter_from_env
+from loopback.otlp_receiver import decode_traces
 from support import OpenAIServer, OTLPReceiver
-from support.otlp_receiver import decode_traces
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,8 @@ from leanllm_otel.feedback import ScoreRecorder
 from leanllm_otel.scores import make_score, parse_value
 from leanllm_otel.store import engine as db
 from leanllm_otel.store.schema import scores as scores_table
+from loopback.viewer_data import seed
 from support import OTLPReceiver
-from ui_helpers import seed
 
 
 def _stored(url: str) -> list[Any]:

@@ -21,7 +21,7 @@ from leanllm_otel.event import span_to_event
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import EventStore
-from sql_helpers import fast_config, make_llm_span, make_plain_span
+from loopback.events import fast_config, make_llm_span, make_plain_span
 from support import PostgresServer
 
 

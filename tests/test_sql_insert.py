@@ -19,7 +19,7 @@ from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import EventStore
 from leanllm_otel.store.insert import PreparedInsert, json_text
 from leanllm_otel.store.schema import events
-from sql_helpers import fast_config, make_event, make_llm_span
+from loopback.events import fast_config, make_event, make_llm_span
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

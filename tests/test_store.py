@@ -10,7 +10,7 @@ import pytest
 
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.store import AsyncEventStore, EventStore, StoreError
-from sql_helpers import make_event, write_events
+from loopback.events import make_event, write_events
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 

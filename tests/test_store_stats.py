@@ -20,7 +20,7 @@ from leanllm_otel.event import LLMEvent
 from leanllm_otel.event_filter import EventFilter
 from leanllm_otel.store import EventStore, GroupStats, StoreStats
 from leanllm_otel.store.stats import bucket_size, floor_time
-from sql_helpers import write_events
+from loopback.events import write_events
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-haiku", "")

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from loopback.openai_server import embedding_for
 from support import LeanLLMServiceServer, OpenAIServer, OTLPReceiver, PostgresServer, parse_behaviour
 from support.litellm_behaviour import CONTENT_POLICY_400, FORBIDDEN_403
-from support.openai_server import embedding_for
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello mock world"}]
 TOOLS = [

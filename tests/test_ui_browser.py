@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from leanllm_otel.ui import UIServer
-from sql_helpers import make_llm_span
-from ui_helpers import SEARCH_WORD, XSS, seed, write_spans
+from loopback.events import make_llm_span
+from loopback.viewer_data import SEARCH_WORD, XSS, seed, write_spans
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium stalls on a closed network.

@@ -20,8 +20,8 @@ from leanllm_otel.cli import main as cli
 from leanllm_otel.store import StoreError
 from leanllm_otel.ui import UIServer
 from leanllm_otel.ui.queries import ViewerQueries
-from sql_helpers import make_llm_span
-from ui_helpers import SEARCH_WORD, seed, write_spans
+from loopback.events import make_llm_span
+from loopback.viewer_data import SEARCH_WORD, seed, write_spans
 
 ROW_ID = re.compile(r'<tr data-id="([^"]+)"')
 TOKEN = "ui-test-token"

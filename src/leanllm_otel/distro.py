@@ -17,8 +17,10 @@ from leanllm_otel import active, otel_compat
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.exporters.batching import LeanLLMBatchSpanProcessor
 from leanllm_otel.exporters.delivery import DropCounter
+from leanllm_otel.exporters.from_env import LeanLLMSpanExporter
 from leanllm_otel.pipeline import build_processor, default_sampler
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
+from leanllm_otel.processing.routing import router_of
 from leanllm_otel.processing.sampling import LeanLLMSampler
 
 
@@ -43,6 +45,8 @@ class LeanLLMConfigurator(otel_compat.SDKConfigurator):  # type: ignore[misc]
         def behind_front(span_exporter: SpanExporter, *args: Any, **kw: Any) -> SpanProcessor:
             batch = LeanLLMBatchSpanProcessor(front.wrap_exporter(span_exporter), config, drops=drops)
             front.add_span_processor(batch)
+            if isinstance(span_exporter, LeanLLMSpanExporter):  # the process's own store: unrouted calls only
+                router_of(front).mark_local(batch)
             return _Placeholder()
 
         otel_compat.initialize_components(

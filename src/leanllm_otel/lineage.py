@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leanllm_otel.access import get_field as _get
 from leanllm_otel.event import LLMEvent
 
 __all__ = ["Edge", "ExecutionGraph", "ToolCallRecord", "tool_calls", "tool_calls_in"]
@@ -58,10 +59,6 @@ def _load(value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
 def _calls_from_parts(messages: Any) -> Iterator[tuple[str | None, str, Any]]:

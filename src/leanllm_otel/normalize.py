@@ -27,6 +27,8 @@ from typing import Any
 
 import re2
 
+from leanllm_otel.access import get_field as _get
+
 __all__ = [
     "canonical_form",
     "length_bucket",
@@ -85,12 +87,6 @@ _SCRIPT_LANGUAGE = {
 
 
 # --- canonical form and hashing ------------------------------------------------------------------------------
-
-
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _part_texts(part: Any, media: Counter[str], tools: list[str]) -> Iterable[str]:

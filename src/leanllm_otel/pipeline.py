@@ -32,7 +32,8 @@ from leanllm_otel.exporters.delivery import DropCounter
 from leanllm_otel.exporters.persistence import persistence_exporter
 from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
 from leanllm_otel.processing.processor import LeanLLMSpanProcessor
-from leanllm_otel.processing.rendering import Renderer
+from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+from leanllm_otel.processing.routing import router_of, shutdown_routes
 from leanllm_otel.processing.sampling import LeanLLMSampler
 from leanllm_otel.settings import TelemetrySettings
 
@@ -177,6 +178,22 @@ def _bounded(action: Callable[[], Any], timeout_s: float, what: str) -> bool:
 _CONCURRENT_EXPORTS = 2
 
 
+def batch_processor_for(
+    exporter: SpanExporter, config: LeanLLMConfig, drops: DropCounter, renderer: Renderer
+) -> LeanLLMBatchSpanProcessor:
+    """One exporter's batch processor; its export threads render content with ``renderer`` first."""
+    # Exporters safe to call from several threads (the SQL store) write one batch while the next is mapped.
+    concurrent = _CONCURRENT_EXPORTS if getattr(exporter, "supports_concurrent_export", False) is True else 1
+    return LeanLLMBatchSpanProcessor(
+        ContentRenderingExporter(exporter, renderer), config, drops=drops, concurrent_exports=concurrent
+    )
+
+
+def renderer_for(config: LeanLLMConfig) -> Renderer:
+    """The renderer of ``config``'s redaction settings and hash key."""
+    return Renderer(settings_for(config), hash_key=_hash_key(config))
+
+
 def build_processor(
     config: LeanLLMConfig,
     drops: DropCounter,
@@ -187,16 +204,10 @@ def build_processor(
     if guard is not None:
         exporters = [guard.wrap_exporter(exporter) for exporter in exporters]
     settings = settings_for(config)
-    processor = LeanLLMSpanProcessor(
-        settings, renderer=Renderer(settings, hash_key=_hash_key(config)), drop_counter=drops
-    )
+    processor = LeanLLMSpanProcessor(settings, renderer=renderer_for(config), drop_counter=drops)
     batch_processors: list[SpanProcessor] = []
     for exporter in exporters:
-        # Exporters safe to call from several threads (the SQL store) write one batch while the next is mapped.
-        concurrent = _CONCURRENT_EXPORTS if getattr(exporter, "supports_concurrent_export", False) is True else 1
-        batch = LeanLLMBatchSpanProcessor(
-            processor.wrap_exporter(exporter), config, drops=drops, concurrent_exports=concurrent
-        )
+        batch = batch_processor_for(exporter, config, drops, processor.renderer)
         processor.add_span_processor(batch)
         batch_processors.append(batch)
     return processor, batch_processors
@@ -261,10 +272,9 @@ def configure(
         )
 
     all_exporters: list[SpanExporter] = []
-    if config.enable_persistence:
-        store = persistence_exporter(config, drops)
-        if store is not None:
-            all_exporters.append(store)
+    store = persistence_exporter(config, drops) if config.enable_persistence else None
+    if store is not None:
+        all_exporters.append(store)
     if otlp is None:
         otlp_exporter = otlp_exporter_from_env()
     elif otlp:
@@ -284,6 +294,9 @@ def configure(
 
     guard = guard_from_config(config)  # None unless enforcement, budgets, alerts or anomalies are configured
     processor, batch_processors = build_processor(config, drops, all_exporters, guard)
+    if store is not None:
+        # The pipeline's own store receives unrouted calls only; a client with other sinks routes around it.
+        router_of(processor).mark_local(batch_processors[0])
     provider.add_span_processor(processor)
 
     instrumentor: LeanLLMInstrumentor | None = None
@@ -319,6 +332,7 @@ def _shutdown_at_exit() -> None:
             pipeline.shutdown(min(remaining_ms, pipeline.config.shutdown_timeout_ms))
         except Exception:
             logger.exception("leanllm-otel: shutdown at exit failed")
+    shutdown_routes(max(0.0, deadline - time.monotonic()))  # clients never closed
     # The providers configure() installed have no SDK exit hook (see configure): flush whatever else the
     # application attached to them, within what is left of the budget.
     for provider in _OWNED_PROVIDERS:

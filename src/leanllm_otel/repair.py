@@ -1,9 +1,9 @@
 """Characters an export format cannot carry, replaced so that the event is kept (and says so).
 
 A lone surrogate (``"x\\ud800"``: half an emoji from a web form) cannot be encoded as UTF-8, which JSON bodies,
-protobuf strings and both SQL stores need; PostgreSQL also refuses NUL in text and JSON. One such character in one
-label used to cost the whole event (or the whole request). Every exporter instead replaces what its format cannot
-carry with U+FFFD and adds ``REPAIRED_VALUE: <values repaired>`` to the event's findings
+protobuf strings and both SQL stores need; PostgreSQL also refuses NUL in text and JSON. Rather than lose the
+whole event (or the whole request) to one such character in one label, every exporter replaces what its format
+cannot carry with U+FFFD and adds ``REPAIRED_VALUE: <values repaired>`` to the event's findings
 (``leanllm.security.findings``).
 """
 

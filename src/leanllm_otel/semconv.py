@@ -11,7 +11,6 @@ from typing import Final
 # --- GenAI semantic conventions ---------------------------------------------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
-GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated alias of provider.name, still read by many backends
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
@@ -54,7 +53,6 @@ HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 EXCEPTION_EVENT: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
-EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
 # gen_ai.operation.name values
 OP_CHAT: Final = "chat"
@@ -101,8 +99,6 @@ LEANLLM_CONTENT_CAPTURED: Final = "leanllm.content.captured"
 LEANLLM_INPUT_MESSAGE_COUNT: Final = "leanllm.content.input_messages"
 LEANLLM_INPUT_CHARS: Final = "leanllm.content.input_chars"
 LEANLLM_OUTPUT_CHARS: Final = "leanllm.content.output_chars"
-LEANLLM_CONTENT_HASH_INPUT: Final = "leanllm.content.input_hash"
-LEANLLM_CONTENT_HASH_OUTPUT: Final = "leanllm.content.output_hash"
 LEANLLM_TOOL_CALLS: Final = "leanllm.tool_calls"
 LEANLLM_NORMALIZED_INPUT: Final = "leanllm.normalized.input"
 LEANLLM_NORMALIZED_OUTPUT: Final = "leanllm.normalized.output"
@@ -113,7 +109,6 @@ LEANLLM_SECURITY_BLOCKED: Final = "leanllm.security.blocked"
 LEANLLM_SECURITY_BLOCK_REASON: Final = "leanllm.security.block_reason"
 LEANLLM_BUDGET_EVENT: Final = "leanllm.budget.event"
 LEANLLM_ANOMALIES: Final = "leanllm.anomalies"
-LEANLLM_RETRIES: Final = "leanllm.retries"
 LEANLLM_OUTPUT_MESSAGE_COUNT: Final = "leanllm.content.output_messages"
 LEANLLM_CONTENT_TRUNCATED: Final = "leanllm.content.truncated"  # a content attribute was cut to the size cap
 

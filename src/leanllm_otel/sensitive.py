@@ -5,8 +5,9 @@
 - URLs: :func:`strip_url` (no user-info; optionally no query string and fragment), :func:`mask_url` (a URL for
   display, passwords as ``***``), :func:`url_credentials` (the user-info and query values a URL carries).
 - Text: :func:`forms` lists the spellings a credential takes when a provider or gateway echoes a request
-  (raw, percent-encoded, JSON-escaped, base64, HTTP Basic); :func:`secret_spans` finds them, and the user-info,
-  query strings and fragments of URLs, in a text; :func:`scrub` replaces them with ``[REDACTED]``.
+  (raw, percent-encoded, JSON-escaped, base64, HTTP Basic: :func:`url_basic_forms`); :func:`secret_spans` finds
+  them, and the user-info, query strings and fragments of URLs, in a text; :func:`scrub` replaces them with
+  ``[REDACTED]``.
 
 Scanning untrusted text (an error message) uses google-re2 only.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "scrub",
     "secret_spans",
     "strip_url",
+    "url_basic_forms",
     "url_credentials",
 ]
 
@@ -172,6 +174,16 @@ def forms(value: str) -> set[str]:
     for encoded in (quote(value, safe=""), quote(value), quote_plus(value)):
         spellings.update((encoded, _lower_hex(encoded)))
     return {s for s in spellings if len(s) >= MIN_SECRET_CHARS}
+
+
+def url_basic_forms(url: str) -> set[str]:
+    """HTTP clients send a URL's user-info as ``Authorization: Basic base64(user:password)``: those spellings."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return set()
+    return basic_forms(user, password) if user is not None and password is not None else set()
 
 
 def basic_forms(user: str, password: str) -> set[str]:

@@ -52,9 +52,22 @@ class TelemetrySettings:
             return self.explicit_redaction_mode
         return RedactionMode.REDACTED if self.capture_content else RedactionMode.METADATA
 
+    @property
+    def scans(self) -> bool:
+        """Whether kept calls are scanned for PII, secrets and injection (``leanllm.security.*``, counts only): in
+        every redaction mode, content captured or not, unless ``security_scan`` is False."""
+        return self.security_scan is not False
+
+    def captures(self, per_call_mode: bool) -> bool:
+        """Whether a call's content may leave as attributes (in the form its redaction mode allows)."""
+        return self.capture_content or per_call_mode
+
     def wants_record(self, mode: RedactionMode, per_call_mode: bool) -> bool:
-        """Whether a sampled-in call keeps a content snapshot for the export threads."""
-        captures = self.capture_content or per_call_mode or self.auto_normalize
-        if self.security_scan is not None:
-            return captures or self.security_scan
-        return captures
+        """Whether a sampled-in call keeps a content snapshot (references) for the export threads."""
+        return self.captures(per_call_mode) or self.auto_normalize or self.scans
+
+    def copies_content(self, per_call_mode: bool) -> bool:
+        """Whether the snapshot's containers are copied at call end (``CallRecord.seal``). Only when content leaves
+        or is normalised: a scan alone reads the caller's objects by reference on the export thread, so it costs
+        the caller nothing (an application editing a message afterwards changes at most the counts)."""
+        return self.captures(per_call_mode) or self.auto_normalize

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from support._loopback import LoopbackServer, QuietHandler
+from loopback._loopback import LoopbackServer, QuietHandler
 
 
 class _EchoHandler(QuietHandler):

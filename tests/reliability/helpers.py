@@ -117,7 +117,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.update(
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         LITELLM_LOG="ERROR",
-        PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO / "src")]),
+        PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO), str(REPO / "src")]),  # REPO: the loopback servers
     )
     env.update(extra)
     return env

@@ -1,15 +1,18 @@
-"""Real, loopback-only components the test suite runs against.
+"""The test suite's name for the loopback servers of the top-level ``loopback`` package (shared with benchmarks/),
+plus what only the tests need (``litellm_behaviour``: facts about the installed LiteLLM)."""
 
-- :class:`OpenAIServer`: an OpenAI-compatible HTTP server whose behaviour is chosen by the model name.
-- :class:`OTLPReceiver`: an OTLP/HTTP receiver that keeps raw bodies and decoded spans.
-- :class:`PostgresServer`: a real PostgreSQL server in a temporary data directory.
-- :class:`LeanLLMServiceServer`: a stand-in for the LeanLLM service (``POST /v1/events``).
-"""
-
-from .openai_server import OpenAIServer, RecordedRequest, parse_behaviour
-from .otlp_receiver import OTLPReceiver, ReceivedExport
-from .postgres import PostgresServer, PostgresUnavailable
-from .service_server import LeanLLMServiceServer, ServiceRequest
+from loopback import (
+    LeanLLMServiceServer,
+    OpenAIServer,
+    OTLPReceiver,
+    PostgresServer,
+    PostgresUnavailable,
+    ReceivedExport,
+    RecordedRequest,
+    ServiceRequest,
+    parse_behaviour,
+)
+from loopback import openai_server as openai_server
 
 __all__ = [
     "LeanLLMServiceServer",
@@ -20,5 +23,6 @@ __all__ = [
     "ReceivedExport",
     "RecordedRequest",
     "ServiceRequest",
+    "openai_server",
     "parse_behaviour",
 ]

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from leanllm_otel.delivery_errors import PermanentError as PermanentError
 from leanllm_otel.delivery_errors import RetryableError as RetryableError
@@ -30,6 +30,15 @@ BreakerState = Literal["closed", "open", "half_open"]
 REASON_RETRY_EXHAUSTED = "retry_budget_exhausted"
 REASON_CIRCUIT_OPEN = "circuit_open"
 REASON_SHUTDOWN = "shutdown"
+
+
+def breaker_parameters(config: LeanLLMConfig) -> dict[str, Any]:
+    """The circuit-breaker arguments ``LEANLLM_CIRCUIT_BREAKER_*`` ask for (the exporters' and the alert sinks')."""
+    return {
+        "failure_threshold": int(config.circuit_breaker_failure_threshold),
+        "recovery_timeout_s": config.circuit_breaker_recovery_timeout_ms / 1000.0,
+        "half_open_max_calls": int(config.circuit_breaker_half_open_max_calls),
+    }
 
 
 @dataclass(frozen=True)
@@ -84,11 +93,7 @@ class CircuitBreaker:
 
     @classmethod
     def from_config(cls, config: LeanLLMConfig) -> CircuitBreaker:
-        return cls(
-            failure_threshold=int(config.circuit_breaker_failure_threshold),
-            recovery_timeout_s=config.circuit_breaker_recovery_timeout_ms / 1000.0,
-            half_open_max_calls=int(config.circuit_breaker_half_open_max_calls),
-        )
+        return cls(**breaker_parameters(config))
 
     def _refresh(self) -> None:
         # Caller holds the lock.

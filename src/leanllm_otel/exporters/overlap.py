@@ -2,8 +2,8 @@
 
 The SDK's batch worker calls ``export()`` one batch at a time and waits for it. For the SQL store half of that
 wait is the database working on another core (SQLite's step, the PostgreSQL server) while this process has
-nothing to do; mapping the next batch meanwhile takes the export path from ~20,000 to ~24,000 events/s on the
-2-core benchmark machine (``benchmarks/export_throughput.py``). Only for exporters whose ``export`` is safe to call
+nothing to do; mapping the next batch meanwhile raises the export path's throughput (measured by
+``benchmarks/export_throughput.py``). Only for exporters whose ``export`` is safe to call
 from several threads at once (``SQLSpanExporter``); the batch processor opts in per exporter.
 
 ``export()`` returns once the batch is handed over (``SUCCESS``), blocking while ``max_in_flight`` batches are

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan
@@ -32,6 +31,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import SecretStr
 
 from leanllm_otel.config import LeanLLMConfig
+from leanllm_otel.config_text import check_http_url
 from leanllm_otel.event import is_llm_span_attributes, span_to_event
 from leanllm_otel.exporters.delivery import (
     REASON_SHUTDOWN,
@@ -96,9 +96,10 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def _check_endpoint(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"LeanLLM endpoint must be an http:// or https:// URL, got {mask_url(endpoint)!r}")
+    try:
+        check_http_url(endpoint)  # the one rule for http URLs, as LEANLLM_ENDPOINT is checked
+    except ValueError as exc:
+        raise ValueError(f"LeanLLM endpoint must be an http:// or https:// URL: {exc}") from None
     return endpoint.rstrip("/")
 
 

@@ -31,6 +31,7 @@ from leanllm_otel.exporters.delivery import (
     PermanentError,
     RetryableError,
     RetryPolicy,
+    breaker_parameters,
 )
 from leanllm_otel.processing.detectors import Severity
 
@@ -176,11 +177,7 @@ class BreakerSettings:
 
     @classmethod
     def from_config(cls, config: Any) -> BreakerSettings:
-        return cls(
-            failure_threshold=int(config.circuit_breaker_failure_threshold),
-            recovery_timeout_s=config.circuit_breaker_recovery_timeout_ms / 1000.0,
-            half_open_max_calls=int(config.circuit_breaker_half_open_max_calls),
-        )
+        return cls(**breaker_parameters(config))
 
     def build(self) -> CircuitBreaker:
         return CircuitBreaker(self.failure_threshold, self.recovery_timeout_s, self.half_open_max_calls)

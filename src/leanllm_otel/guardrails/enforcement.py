@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from leanllm_otel.access import get_field
 from leanllm_otel.guardrails.errors import LeanLLMPolicyViolation
 from leanllm_otel.guardrails.policy import EnforcementPolicy
 from leanllm_otel.processing.detectors import INJECTION, PII, SECRET, Detector
@@ -52,12 +53,8 @@ def request_texts(kwargs: Mapping[str, Any]) -> Iterator[tuple[bool, str]]:
                 yield system, text
             if isinstance(tool_calls, list):
                 for call in tool_calls:
-                    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-                    args = (
-                        function.get("arguments")
-                        if isinstance(function, Mapping)
-                        else getattr(function, "arguments", None)
-                    )
+                    function = get_field(call, "function")
+                    args = get_field(function, "arguments")
                     if isinstance(args, str):
                         yield system, args
     for key in ("prompt", "input"):

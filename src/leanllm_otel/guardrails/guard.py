@@ -12,9 +12,8 @@ installed on a ``Telemetry``:
   counted). Nothing else.
 
 Guard thread: cost (LiteLLM's price map when the span has none), budget settlement and warnings, anomaly scoring,
-error bursts, alerts, guardrail events into the store. :class:`GuardExporter` (optional, on an export thread)
-copies what the guard thread concluded about a span (``leanllm.anomalies``, ``leanllm.budget.event``) onto it and
-alerts on the findings the content renderer produced.
+error bursts, alerts, guardrail events into the store (``records.py``). ``GuardExporter`` (``exporter.py``,
+optional, on an export thread) copies what the guard thread concluded about a span onto it.
 """
 
 from __future__ import annotations
@@ -31,45 +30,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
-from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
+from leanllm_otel.cost import span_cost
 from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
 from leanllm_otel.guardrails.anomaly import AnomalyDetector
-from leanllm_otel.guardrails.budgets import BudgetEvent, BudgetLedger, BudgetManager, Reservation
+from leanllm_otel.guardrails.budgets import BudgetLedger, BudgetManager, Reservation
 from leanllm_otel.guardrails.enforcement import check_prompt
 from leanllm_otel.guardrails.errors import LeanLLMBudgetExceeded, LeanLLMGuardrailError
+from leanllm_otel.guardrails.exporter import GuardExporter
 from leanllm_otel.guardrails.policy import EnforcementPolicy, resolve_policy
+from leanllm_otel.guardrails.records import budget_alert, call_labels, event_row, number, tokens_of
 from leanllm_otel.guardrails.streaming import StreamMonitor
 from leanllm_otel.processing.detectors import SECRET, Detector, DetectorConfig, Severity
-from leanllm_otel.processing.rendering import usage_cost
 
 __all__ = ["CallGuard", "ErrorBurst", "Guard", "GuardExporter", "call_labels"]
 
 _logger = logging.getLogger(__name__)
-
-_CONTEXT_LABELS = (
-    ("user_id", sc.LEANLLM_USER_ID),
-    ("feature", sc.LEANLLM_FEATURE),
-    ("session_id", sc.LEANLLM_SESSION_ID),
-    ("environment", sc.LEANLLM_ENVIRONMENT),
-    ("model", sc.GEN_AI_REQUEST_MODEL),
-)
-
-
-def call_labels(attributes: Mapping[str, Any] | None) -> dict[str, str]:
-    """What budgets and baselines match on: the call's labels, plus user_id/feature/session_id/environment/model."""
-    attributes = attributes or {}
-    prefix = sc.LEANLLM_LABEL_PREFIX
-    labels = {key[len(prefix) :]: str(value) for key, value in attributes.items() if key.startswith(prefix)}
-    for name, attribute in _CONTEXT_LABELS:
-        value = attributes.get(attribute)
-        if value is not None and name not in labels:
-            labels[name] = str(value)
-    return labels
 
 
 @dataclass(frozen=True)
@@ -254,14 +233,14 @@ class Guard:
         now = datetime.now(timezone.utc)
         blocked = bool(attrs.get(sc.LEANLLM_SECURITY_BLOCKED))
         reason = attrs.get(sc.LEANLLM_SECURITY_BLOCK_REASON)
-        cost = cost_of(attrs)
+        cost = span_cost(attrs)
 
         if blocked:
             self.counters["blocked"] += 1
             budget_event = str(attrs.get(sc.LEANLLM_BUDGET_EVENT) or "")
             if budget_event.startswith("blocked:"):
                 name = budget_event.split(":", 1)[1]
-                rows.append(_row(now, "budget_blocked", name, None, model, event_id, None, None, {}))
+                rows.append(event_row(now, "budget_blocked", name, None, model, event_id, None, None, {}))
                 self._alert(
                     Alert(
                         BUDGET,
@@ -283,13 +262,13 @@ class Guard:
                     )
                 )
         else:
-            self._finding_alert(attrs, model, event_id)
+            self.finding_alert(attrs, model, event_id)
 
         if self.budgets is not None and (cost or reservations):
             for event in self.budgets.settle(labels, cost or 0.0, reservations):
                 self.counters["budget_events"] += 1
                 rows.append(
-                    _row(
+                    event_row(
                         now,
                         f"budget_{event.kind}",
                         event.budget,
@@ -301,16 +280,16 @@ class Guard:
                         {"window_s": event.window_s, "action": event.action},
                     )
                 )
-                self._alert(_budget_alert(event, model))
+                self._alert(budget_alert(event, model))
                 out[sc.LEANLLM_BUDGET_EVENT] = ",".join(
                     filter(None, [out.get(sc.LEANLLM_BUDGET_EVENT), f"{event.kind}:{event.budget}"])
                 )
 
         if self.anomalies is not None and not blocked:
             metrics = {
-                "latency_ms": _num(attrs.get(sc.LEANLLM_LATENCY_MS)),
+                "latency_ms": number(attrs.get(sc.LEANLLM_LATENCY_MS)),
                 "cost_usd": cost,
-                "total_tokens": _tokens(attrs),
+                "total_tokens": tokens_of(attrs),
             }
             found = self.anomalies.observe(model, labels, metrics, failed)
             if found:
@@ -318,7 +297,7 @@ class Guard:
                 out[sc.LEANLLM_ANOMALIES] = sorted({a.kind for a in found})
             for anomaly in found:
                 rows.append(
-                    _row(
+                    event_row(
                         now,
                         "anomaly",
                         anomaly.kind,
@@ -357,7 +336,7 @@ class Guard:
                 _logger.warning("leanllm-otel: guardrail events not stored", exc_info=True)
         return out
 
-    def _finding_alert(self, attrs: Mapping[str, Any], model: str, event_id: Any) -> None:
+    def finding_alert(self, attrs: Mapping[str, Any], model: str, event_id: Any) -> None:
         severity_name = attrs.get(sc.LEANLLM_SECURITY_MAX_SEVERITY)
         types = attrs.get(sc.LEANLLM_SECURITY_FINDING_TYPES)
         if not severity_name or not types:
@@ -452,95 +431,3 @@ def _telemetry_of(target: Any) -> Any:
         if callable(getattr(candidate, "install_gate", None)) and callable(getattr(candidate, "remove_gate", None)):
             return candidate
     raise ValueError("Guard.attach needs a Telemetry, an instrumented LeanLLMInstrumentor or a Pipeline")
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _tokens(attrs: Mapping[str, Any]) -> float | None:
-    total = _num(attrs.get(sc.LEANLLM_TOTAL_TOKENS))
-    if total is not None:
-        return total
-    parts = [_num(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)), _num(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))]
-    known = [p for p in parts if p is not None]
-    return sum(known) if known else None
-
-
-def cost_of(attrs: Mapping[str, Any]) -> float | None:
-    """``leanllm.cost.usd``, else LiteLLM's price map on the usage (None for models it has no price for)."""
-    cost = _num(attrs.get(sc.LEANLLM_COST_USD))
-    return cost if cost is not None else usage_cost(attrs)
-
-
-def _budget_alert(event: BudgetEvent, model: str) -> Alert:
-    severity = Severity.HIGH if event.kind == "exceeded" or event.spent_usd >= event.limit_usd else Severity.MEDIUM
-    verb = {"warn": "reached its warning level", "exceeded": "is exhausted", "blocked": "refused a call"}[event.kind]
-    return Alert(
-        BUDGET,
-        severity,
-        f"budget_{event.kind}:{event.key}",
-        f"Budget {event.key} {verb}: ${event.spent_usd:.4f} of ${event.limit_usd:.4f} in {event.window_s:g} s",
-        {
-            "budget": event.budget,
-            "key": event.key,
-            "spent_usd": round(event.spent_usd, 6),
-            "limit_usd": event.limit_usd,
-            "action": event.action,
-            "model": model,
-        },
-    )
-
-
-def _row(
-    now: datetime,
-    kind: str,
-    name: str,
-    key: str | None,
-    model: str,
-    event_id: Any,
-    value: float | None,
-    threshold: float | None,
-    details: Mapping[str, Any],
-) -> dict[str, Any]:
-    return {
-        "timestamp": now,
-        "kind": kind,
-        "name": name,
-        "key": key,
-        "model": model or None,
-        "event_id": str(event_id) if event_id is not None else None,
-        "value": value,
-        "threshold": threshold,
-        "details": dict(details),
-    }
-
-
-class GuardExporter(WrappingExporter):
-    """Adds the guard's conclusions to LLM spans (export thread), then hands them to the wrapped exporter."""
-
-    def __init__(self, exporter: SpanExporter, guard: Guard, wait_s: float = 1.0) -> None:
-        super().__init__(exporter)
-        self.guard = guard
-        self.wait_s = wait_s
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        out: list[ReadableSpan] = []
-        for span in spans:
-            attributes = span.attributes or {}
-            if sc.LEANLLM_REQUEST_ID not in attributes or span.context is None:
-                out.append(span)
-                continue
-            try:
-                extra = self.guard.results_for(span.context.span_id, self.wait_s)
-                if not attributes.get(sc.LEANLLM_SECURITY_BLOCKED):
-                    self.guard._finding_alert(
-                        attributes,
-                        str(attributes.get(sc.GEN_AI_REQUEST_MODEL) or ""),
-                        attributes.get(sc.LEANLLM_REQUEST_ID),
-                    )
-            except Exception:
-                log_internal_error("adding guardrail results")
-                extra = {}
-            out.append(copy_span(span, attributes={**attributes, **extra}) if extra else span)
-        return self.inner.export(out)

@@ -15,10 +15,10 @@ content renderer (when scanning is on and the call is sampled in).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.access import get_field
 from leanllm_otel.guardrails.errors import LeanLLMPolicyViolation
 from leanllm_otel.processing.detectors import Detector, Finding, StreamScanner, max_severity, summarize
 
@@ -28,26 +28,18 @@ __all__ = ["StreamMonitor", "chunk_text"]
 def chunk_text(chunk: Any) -> str:
     """The text a stream chunk adds: chat deltas (content, tool-call arguments), completion text, Responses deltas."""
     pieces: list[str] = []
-    choices = getattr(chunk, "choices", None)
-    if choices is None and isinstance(chunk, Mapping):
-        choices = chunk.get("choices")
+    choices = get_field(chunk, "choices")
     if choices:
         for choice in choices:
-            delta = getattr(choice, "delta", None)
-            if delta is None and isinstance(choice, Mapping):
-                delta = choice.get("delta")
+            delta = get_field(choice, "delta")
             if delta is not None:
-                content = delta.get("content") if isinstance(delta, Mapping) else getattr(delta, "content", None)
+                content = get_field(delta, "content")
                 if isinstance(content, str):
                     pieces.append(content)
-                calls = delta.get("tool_calls") if isinstance(delta, Mapping) else getattr(delta, "tool_calls", None)
+                calls = get_field(delta, "tool_calls")
                 for call in calls or ():
-                    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-                    args = (
-                        function.get("arguments")
-                        if isinstance(function, Mapping)
-                        else getattr(function, "arguments", None)
-                    )
+                    function = get_field(call, "function")
+                    args = get_field(function, "arguments")
                     if isinstance(args, str):
                         pieces.append(args)
             text = getattr(choice, "text", None)

@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.access import get_field as _get
+from leanllm_otel.cost import response_cost
 from leanllm_otel.instrumentation import litellm_compat
 
 # LiteLLM provider name -> gen_ai.provider.name well-known value.
@@ -127,29 +129,6 @@ def request_attributes(operation: str, model: str, kwargs: Mapping[str, Any]) ->
     return attributes
 
 
-_MISSING = object()
-
-
-def _get(obj: Any, name: str) -> Any:
-    if type(obj) is dict:
-        return obj.get(name)
-    # LiteLLM's response types are pydantic models whose __getattr__ raises (slowly) for every absent field:
-    # read the instance dict first.
-    values = getattr(obj, "__dict__", None)
-    if values is not None:
-        value = values.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        extra = getattr(obj, "__pydantic_extra__", None)
-        if extra is not None:
-            return extra.get(name)
-        if hasattr(type(obj), "model_fields"):
-            return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
 def _count(usage: Any, *names: str) -> int | None:
     """The first positive count among ``names``, else the first count (LiteLLM 1.80's image usage carries
     ``prompt_tokens=0`` beside the real ``input_tokens``)."""
@@ -214,9 +193,9 @@ def response_attributes(response: Any) -> dict[str, Any]:
         usage = _get(_get(response, "meta"), "tokens")
     attributes.update(usage_attributes(usage))
     hidden = litellm_compat.hidden_params(response)
-    cost = hidden.get("response_cost")
-    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        attributes[sc.LEANLLM_COST_USD] = float(cost)
+    cost = response_cost(response)
+    if cost is not None:
+        attributes[sc.LEANLLM_COST_USD] = cost
     provider = semconv_provider(hidden.get("custom_llm_provider"))
     if provider:
         attributes[sc.GEN_AI_PROVIDER_NAME] = provider

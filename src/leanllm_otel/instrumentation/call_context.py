@@ -41,7 +41,7 @@ if hasattr(os, "register_at_fork"):
 
 def new_event_id() -> str:
     """A random (version 4) UUID string. ``uuid.uuid4`` reads ``os.urandom``, which releases the GIL on every call;
-    with LiteLLM's logging thread runnable the caller then waits for it (0.1-0.5 ms). Event ids need uniqueness,
+    with LiteLLM's logging thread runnable the caller then waits for it. Event ids need uniqueness,
     not unpredictability."""
     value = (ID_RANDOM.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
     text = f"{value:032x}"

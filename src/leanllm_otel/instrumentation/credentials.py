@@ -13,30 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from leanllm_otel.sensitive import (
     HEADER_KWARGS,
     MIN_SECRET_CHARS,
     URL_KWARGS,
-    basic_forms,
     forms,
     is_secret_name,
+    url_basic_forms,
     url_credentials,
 )
 from leanllm_otel.sensitive import scrub as scrub_text
 
 _AUTH_SCHEMES = ("bearer", "basic", "token")
-
-
-def _basic(url: str) -> set[str]:
-    """HTTP clients send a URL's user-info as ``Authorization: Basic base64(user:password)``."""
-    try:
-        parts = urlsplit(url)
-        user, password = parts.username, parts.password
-    except ValueError:
-        return set()
-    return basic_forms(user, password) if user is not None and password is not None else set()
 
 
 def _header_values(headers: Mapping[Any, Any]) -> Iterable[str]:
@@ -57,7 +46,7 @@ def credential_values(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
     for name, value in kwargs.items():
         if name in URL_KWARGS and isinstance(value, str):
             found.update(url_credentials(value))
-            spellings.update(_basic(value))
+            spellings.update(url_basic_forms(value))
         elif name in HEADER_KWARGS and isinstance(value, Mapping):
             found.update(_header_values(value))
         elif isinstance(value, str) and is_secret_name(name):

@@ -176,15 +176,19 @@ class Invocation:
             attributes[sc.GEN_AI_OUTPUT_TYPE] = self._spec.output_type
         return attributes
 
-    def _keep_record(self, kwargs: Mapping[str, Any]) -> None:
-        """The content snapshot: references and a shallow copy of the message list, nothing serialised here."""
+    def _keep_record(self, kwargs: Mapping[str, Any], *, sampled_in: bool = True) -> CallRecord:
+        """The content snapshot: references and a shallow copy of the message list, nothing serialised here (a
+        sampled-out call that failed is only scanned: its content never leaves)."""
+        settings = self.telemetry.settings
+        per_call = self._per_call_mode is not None
         record = self.record = CallRecord(
             span_id=self.span.get_span_context().span_id,
             operation=self.operation,
             mode=self.mode,
-            capture=self.telemetry.settings.capture_content or self._per_call_mode is not None,
-            scan=self.telemetry.settings.security_scan is not False,
+            capture=sampled_in and settings.captures(per_call),
+            scan=settings.scans,
             api=self._spec.api,
+            copy_at_end=sampled_in and settings.copies_content(per_call),
         )
         messages = kwargs.get("messages")
         if isinstance(messages, list):
@@ -198,6 +202,7 @@ class Invocation:
         tools = kwargs.get("tools") or kwargs.get("functions")
         if tools is not None:
             record.tools = tools
+        return record
 
     # --- endings ---------------------------------------------------------------------------------------------
     def succeed(self, response: Any) -> None:
@@ -322,7 +327,9 @@ class Invocation:
             # The message may echo the prompt: it travels in the record, and the export thread adds it in the
             # form the redaction mode allows. The span itself only says what kind of error this was.
             record = self.record
-            if record is None:
+            if record is None and self.telemetry.settings.scans:  # every error is scanned, sampled in or not
+                record = self._keep_record(self._kwargs, sampled_in=False)
+            elif record is None:
                 record = self.record = CallRecord(
                     span_id=span.get_span_context().span_id,
                     operation=self.operation,

@@ -147,16 +147,6 @@ def resolve_provider(model: str, custom_llm_provider: str | None, api_base: str 
     return str(resolved), str(provider) if provider else None
 
 
-def cost_per_token(model: str, input_tokens: int, output_tokens: int) -> float:
-    """Cost in USD from LiteLLM's bundled price map; raises when LiteLLM has no price for ``model``."""
-    import litellm
-
-    prompt_cost, completion_cost = litellm.cost_per_token(
-        model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
-    )
-    return float(prompt_cost) + float(completion_cost)
-
-
 def custom_logger_class() -> type:
     """The base class of LiteLLM callbacks (what the proxy's ``callbacks:`` entries are instances of)."""
     from litellm.integrations.custom_logger import CustomLogger

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from leanllm_otel.access import get_field as get
 from leanllm_otel.processing.messages import Conversation, chat_input, prompt_input
-from leanllm_otel.processing.parts import Message, Part, PartPolicy, blob, content_parts, get, media_from_url
+from leanllm_otel.processing.parts import Message, Part, PartPolicy, blob, content_parts, media_from_url
 from leanllm_otel.processing.record import CallRecord
 
 # Anthropic stop_reason -> semconv finish reason

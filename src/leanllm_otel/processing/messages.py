@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from leanllm_otel.access import get_field as get
 from leanllm_otel.processing.parts import (
     SYSTEM_ROLES,
     Message,
@@ -17,7 +18,6 @@ from leanllm_otel.processing.parts import (
     PartPolicy,
     assistant_parts,
     content_parts,
-    get,
     label,
     plain,
     reasoning_summary,

@@ -18,8 +18,9 @@ never exported, only its decoded size in bytes.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping
 from typing import Any, Protocol
+
+from leanllm_otel.access import get_field as get
 
 Part = dict[str, Any]
 Message = dict[str, Any]
@@ -65,15 +66,6 @@ def identifier(value: Any, policy: PartPolicy) -> str:
         return ""
     text = str(value)
     return text if _is_label(text) else policy.text(text, content=False)
-
-
-def get(obj: Any, name: str) -> Any:
-    """``obj[name]`` for mappings, ``obj.name`` for objects (LiteLLM's pydantic types); None when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def plain(content: Any) -> Any:

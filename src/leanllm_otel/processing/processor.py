@@ -26,6 +26,7 @@ from leanllm_otel._internal import log_internal_error
 from leanllm_otel.exporters.wrapping import copy_span
 from leanllm_otel.processing.record import CallRecord, take_pending
 from leanllm_otel.processing.rendering import ContentRenderingExporter, Renderer
+from leanllm_otel.processing.routing import Router
 from leanllm_otel.processing.sampling import SAMPLED_OUT, Keep, span_decision
 from leanllm_otel.settings import TelemetrySettings
 
@@ -101,6 +102,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._drop_counter = drop_counter
         self._end_listeners: tuple[EndListener, ...] = ()
+        self.router: Router | None = None  # per-client sinks (processing/routing.py), set when a client routes
 
     # --- wiring -----------------------------------------------------------------------------------------------
     def add_span_processor(self, processor: SpanProcessor) -> None:
@@ -153,7 +155,9 @@ class LeanLLMSpanProcessor(SpanProcessor):
             return
         if forwarded is None:
             return
-        for processor in self._downstream:
+        router = self.router
+        targets = self._downstream if router is None else router.targets(forwarded, self._downstream)
+        for processor in targets:
             try:
                 processor.on_end(forwarded)
             except Exception:

@@ -4,9 +4,11 @@ The wrapper never writes raw content into span attributes. It keeps references (
 object or the stream's chunks) in a ``CallRecord``; when the call ends, :meth:`CallRecord.seal` copies their
 containers (:func:`freeze`), so an application that later edits a message dict or a returned response (a shared
 ``history`` list) cannot change what the event records. Strings are immutable and shared, so the copy costs per
-container, not per character. The record reaches ``LeanLLMSpanProcessor.on_end`` through a context variable set
-for the duration of ``span.end()``; ``on_end`` runs synchronously inside ``end()`` on the same thread, so no
-registry (and nothing that could leak) is needed.
+container, not per character. A record that is only scanned (no content leaves, ``copy_at_end`` False) is not
+copied: the caller pays nothing for the scan, and a later edit changes at most the finding counts. The record
+reaches ``LeanLLMSpanProcessor.on_end`` through a context variable set for the duration of ``span.end()``;
+``on_end`` runs synchronously inside ``end()`` on the same thread, so no registry (and nothing that could leak) is
+needed.
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ class CallRecord:
     # Every spelling of the call's credentials, cut out of the error message on the export thread; never exported.
     credentials: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # False for a record only scanned (``TelemetrySettings.copies_content``): ``seal`` keeps the references.
+    copy_at_end: bool = True
 
     def seal(self) -> None:
         """Copy the content containers at call end: what the event records is what was sent and returned.
 
         Stream chunks are not copied (the chunk objects are LiteLLM's, built for this call).
         """
+        if not self.copy_at_end:
+            return
         self.messages = freeze(self.messages)
         self.prompt = freeze(self.prompt)
         self.tools = freeze(self.tools)

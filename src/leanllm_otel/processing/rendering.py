@@ -16,8 +16,8 @@ from opentelemetry.trace import Status
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.cost import usage_cost
 from leanllm_otel.exporters.wrapping import WrappingExporter, copy_span
-from leanllm_otel.instrumentation import litellm_compat
 from leanllm_otel.processing.record import CallRecord
 from leanllm_otel.repair import FINDING_REPAIRED_VALUE, repair, repair_text, with_repair_finding
 from leanllm_otel.settings import TelemetrySettings
@@ -135,21 +135,6 @@ def _enrich_cost(attributes: dict[str, Any]) -> None:
     cost = usage_cost(attributes)
     if cost is not None:
         attributes[sc.LEANLLM_COST_USD] = cost
-
-
-def usage_cost(attributes: Mapping[str, Any]) -> float | None:
-    """The cost of a span's token usage in LiteLLM's price map; None for a model it has no price for (never a
-    guess) or a span without usage."""
-    input_tokens = attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-    output_tokens = attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-    model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
-    if not isinstance(input_tokens, int) or not isinstance(model, str):
-        return None
-    try:
-        outputs = output_tokens if isinstance(output_tokens, int) else 0
-        return litellm_compat.cost_per_token(model, input_tokens, outputs)
-    except Exception:
-        return None
 
 
 class ContentRenderingExporter(WrappingExporter):

@@ -132,6 +132,10 @@ def create_engine(
 
 _MIGRATION_LOCKS: dict[str, threading.Lock] = {}
 _MIGRATION_LOCKS_GUARD = threading.Lock()
+# Alembic's context is module-global: two different databases migrating at once in one process collide (several
+# clients with their own stores). The loop running a migration owns the turn; a loop that stopped mid-migration
+# loses it, so an abandoned migration cannot block every other store.
+_ALEMBIC_OWNER: list[asyncio.AbstractEventLoop | None] = [None]
 _HELD_LOCK_FILES: set[Any] = set()  # lock files of migrations running now (see _reset_locks_in_child)
 
 
@@ -142,6 +146,7 @@ def _reset_locks_in_child() -> None:
     global _MIGRATION_LOCKS, _MIGRATION_LOCKS_GUARD
     _MIGRATION_LOCKS = {}
     _MIGRATION_LOCKS_GUARD = threading.Lock()
+    _ALEMBIC_OWNER[0] = None
     held = list(_HELD_LOCK_FILES)
     _HELD_LOCK_FILES.clear()
     if not held:
@@ -189,7 +194,7 @@ async def _migration_lock(url: URL) -> AsyncIterator[None]:
     """
     # Per database, not per process: a migration abandoned on a stopped loop keeps its lock forever, and must not
     # block every other store of the process. (Alembic's context is module-global, so two *different* databases
-    # migrating at the same instant in one process can still collide; see benchmarks/README.md.)
+    # migrating at the same instant are serialised by _ALEMBIC_LOCK in ``upgrade``.)
     key = url.render_as_string(hide_password=True)
     with _MIGRATION_LOCKS_GUARD:
         lock = _MIGRATION_LOCKS.setdefault(key, threading.Lock())
@@ -232,11 +237,24 @@ def _upgrade_sync(connection: Connection, revision: str) -> None:
 async def upgrade(engine: AsyncEngine | AsyncConnection, revision: str = "head") -> None:
     """Run the package's Alembic migrations up to ``revision`` on ``engine`` (idempotent, serialised)."""
     async with _migration_lock(engine.engine.url if isinstance(engine, AsyncConnection) else engine.url):
-        if isinstance(engine, AsyncConnection):
-            await engine.run_sync(_upgrade_sync, revision)
-            return
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade_sync, revision)
+        loop = asyncio.get_running_loop()
+        while True:
+            with _MIGRATION_LOCKS_GUARD:
+                owner = _ALEMBIC_OWNER[0]
+                if owner is None or owner.is_closed() or not owner.is_running():
+                    _ALEMBIC_OWNER[0] = loop
+                    break
+            await asyncio.sleep(0.01)
+        try:
+            if isinstance(engine, AsyncConnection):
+                await engine.run_sync(_upgrade_sync, revision)
+                return
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade_sync, revision)
+        finally:
+            with _MIGRATION_LOCKS_GUARD:
+                if _ALEMBIC_OWNER[0] is loop:
+                    _ALEMBIC_OWNER[0] = None
 
 
 def _current_sync(connection: Connection) -> str | None:
@@ -272,6 +290,7 @@ class LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._waiting: set[concurrent.futures.Future[Any]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -297,16 +316,22 @@ class LoopThread:
             coro.close()
             raise RuntimeError("LoopThread.run called from its own loop thread")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._waiting.add(future)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"database operation did not finish within {timeout}s") from None
+        finally:
+            self._waiting.discard(future)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop; whoever still waits on an operation gets ``CancelledError`` now (a write: counted)."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+        for future in list(self._waiting):
+            future.cancel()
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(loop.stop)

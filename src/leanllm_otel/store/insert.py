@@ -3,9 +3,8 @@ per-row bind processing.
 
 Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements (a
 batch is usually one), in which the columns no row of the statement sets are literal
-``NULL`` rather than bound parameters. An event has ~60 columns and a typical span sets about half; binding the
-NULLs was about half of SQLite's cost per row (``benchmarks/sqlite_gil.py``: 16.6 us a row with ``executemany``,
-8-10 us this way, 31 vs 18 us next to a busy application thread).
+``NULL`` rather than bound parameters. An event has some sixty columns and a typical span sets about half, so
+binding the NULLs would be a large share of SQLite's cost per row (measured by ``benchmarks/sqlite_gil.py``).
 """
 
 from __future__ import annotations

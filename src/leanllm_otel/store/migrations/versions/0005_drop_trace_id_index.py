@@ -1,7 +1,7 @@
 """Drop the trace id index: no query of the store filters on it, and it was the costliest write of a row.
 
-Its keys are random (32 hex characters), so every insert touched a random page of it; with it gone the SQLite
-export path gains about a fifth at 100,000 rows (``benchmarks/README.md``).
+Its keys are random (32 hex characters), so every insert touched a random page of it (the effect on the export
+path is measured in ``benchmarks/README.md``).
 
 Revision ID: 0005_drop_trace_id_index
 Revises: 0004_content_counts

@@ -9,7 +9,7 @@ from typing import Any
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.exporters.sql import SQLSpanExporter
-from sql_helpers import fast_config, make_llm_span
+from loopback.events import fast_config, make_llm_span
 
 XSS = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned = 2">'
 SEARCH_WORD = "quokka"
