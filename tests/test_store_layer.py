@@ -47,3 +47,17 @@ def test_the_sql_exporter_and_the_ingest_sink_share_the_store_writer() -> None:
     assert "leanllm_otel.exporters.sql" not in _imports(PACKAGE / "ingest" / "sink.py")
     assert "leanllm_otel.store.writer" in _imports(PACKAGE / "ingest" / "sink.py")
     assert "leanllm_otel.store.writer" in _imports(PACKAGE / "exporters" / "sql.py")
+
+
+def test_the_query_api_loads_on_first_use_of_the_package_name() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, leanllm_otel.store.schema\n"
+        "print('leanllm_otel.store.queries' in sys.modules)\n"
+        "from leanllm_otel.store import EventStore\n"
+        "print(EventStore.__module__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "leanllm_otel.store.queries"]

@@ -4,8 +4,8 @@
   driver form SQLAlchemy needs.
 - :func:`create_engine` builds an ``AsyncEngine`` with the settings each backend wants (SQLite: WAL, busy
   timeout, parent directories created; PostgreSQL: pre-ping, connect timeout).
-- :class:`LoopThread` runs coroutines on a private event loop from synchronous code (the batch worker thread,
-  ``force_flush`` callers, the CLI). :class:`Database` pairs one with a lazily created engine and survives
+- :class:`~leanllm_otel.store.loop.LoopThread` (importable from here too) runs coroutines on a private event
+  loop from synchronous code. :class:`Database` pairs one with a lazily created engine and survives
   ``fork()``: a child drops the parent's loop and connections and opens its own.
 - :func:`upgrade` runs the Alembic migrations shipped inside the package (no ``alembic.ini`` needed).
 """
@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -35,15 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from leanllm_otel.config import LeanLLMConfig, mask_url
+from leanllm_otel.store.loop import FORK_ORPHANS
+from leanllm_otel.store.loop import LoopThread as LoopThread
 
 T = TypeVar("T")
 
 VERSION_TABLE = "leanllm_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-# Objects a forked child inherited from its parent (loops, engines, pooled connections). They are kept alive,
-# never used and never closed: closing them would tear down the parent's sockets.
-_FORK_ORPHANS: list[object] = []
 
 
 def async_database_url(database_url: str) -> str:
@@ -154,7 +152,7 @@ def _reset_locks_in_child() -> None:
     null = os.open(os.devnull, os.O_RDWR)
     try:
         for handle in held:
-            _FORK_ORPHANS.append(handle)
+            FORK_ORPHANS.append(handle)
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(null, handle.fileno())  # not close(): the number stays taken, so no later double close
     finally:
@@ -282,72 +280,6 @@ def head_revision() -> str:
     return head
 
 
-class LoopThread:
-    """A private asyncio loop on a daemon thread, created lazily; ``run`` submits a coroutine and waits."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._waiting: set[concurrent.futures.Future[Any]] = set()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._thread is None or not self._thread.is_alive():
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def _main() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                thread = threading.Thread(target=_main, name=self._name, daemon=True)
-                thread.start()
-                ready.wait(5.0)
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        """Run ``coro`` on the loop; on timeout cancel it and raise ``TimeoutError``."""
-        if self._thread is not None and threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("LoopThread.run called from its own loop thread")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        self._waiting.add(future)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"database operation did not finish within {timeout}s") from None
-        finally:
-            self._waiting.discard(future)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop; whoever still waits on an operation gets ``CancelledError`` now (a write: counted)."""
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        for future in list(self._waiting):
-            future.cancel()
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if not thread.is_alive():
-            loop.close()
-
-    def forget(self) -> None:
-        """Drop the loop without touching it (after ``fork()``: its thread does not exist in the child)."""
-        with self._lock:
-            if self._loop is not None:
-                _FORK_ORPHANS.append(self._loop)
-            self._loop = self._thread = None
-            self._lock = threading.Lock()
-
-
 class Database:
     """One database used from synchronous code: a :class:`LoopThread` plus an engine created on that loop."""
 
@@ -382,7 +314,7 @@ class Database:
 
     def _after_fork(self) -> None:
         if self._engine is not None:
-            _FORK_ORPHANS.append(self._engine)
+            FORK_ORPHANS.append(self._engine)
         self._engine = None
         self._runner.forget()
         self._pid = os.getpid()
