@@ -135,3 +135,18 @@ def test_a_closed_client_is_held_by_neither_the_drop_counter_nor_the_processor(
     finally:
         pipeline.shutdown()
 
+
+
+def test_without_a_leanllm_processor_the_client_applies_the_one_span_decision(
+    make_client: Callable[..., LeanLLM], make_instrumented: Callable[..., Any], openai_server: Any
+) -> None:
+    make_instrumented()  # the application's own provider: no pipeline, no configurator processor
+    client = make_client(database_url=None)
+    assert client.pipeline is None
+    ask(client, openai_server, request_id="kept-1")
+    ask(client, openai_server, request_id="sampled-out", sample=0.0)
+    assert client.last_event is not None and client.last_event.event_id == "kept-1"
+    with pytest.raises(litellm.InternalServerError):
+        client.chat("openai/err-500", [{"role": "user", "content": "x"}], api_base=openai_server.base_url,
+                    request_id="err-1", sample=0.0, max_retries=0)
+    assert [e.event_id for e in client.recent_events()] == ["kept-1", "err-1"]
