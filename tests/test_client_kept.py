@@ -150,3 +150,25 @@ def test_without_a_leanllm_processor_the_client_applies_the_one_span_decision(
         client.chat("openai/err-500", [{"role": "user", "content": "x"}], api_base=openai_server.base_url,
                     request_id="err-1", sample=0.0, max_retries=0)
     assert [e.event_id for e in client.recent_events()] == ["kept-1", "err-1"]
+
+
+def test_reports_whose_call_never_ended_are_bounded() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from leanllm_otel.client import kept
+
+    tracer = TracerProvider().get_tracer("tests")
+    held = kept.KeptSpans(lambda request_id: request_id == "mine")
+    spans = []
+    for _ in range(kept._MAX_HELD + 1):
+        span = tracer.start_span("chat", attributes={"leanllm.request_id": "mine"})
+        span.end()
+        spans.append(span)
+        held._on_kept(span, Keep.KEPT)  # type: ignore[arg-type]
+    other = tracer.start_span("chat", attributes={"leanllm.request_id": "not mine"})
+    other.end()
+    held._on_kept(other, Keep.KEPT)  # type: ignore[arg-type]
+    assert held.take(other) is None
+    assert held.take(spans[0]) is None  # the oldest went
+    assert held.take(spans[-1]) == (spans[-1], Keep.KEPT)
+    assert held.take(spans[-1]) is None  # taken once

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 
 
+# Reports are taken within the call that made them; this bounds what a call whose end never reached the client
+# (a listener failure) can leave behind.
+_MAX_HELD = 1024
+
+
 def kept_source(telemetry: Telemetry, pipeline: Pipeline | None) -> LeanLLMSpanProcessor | None:
     """The leanllm processor that sees this telemetry's spans: the pipeline's, or the ``opentelemetry-instrument``
     configurator's when it is on the tracer's provider; None without one."""
@@ -94,4 +99,7 @@ class KeptSpans:
         context = span.context
         if context is not None:
             with self._lock:
-                self._spans[context.span_id] = (span, decision)
+                spans = self._spans
+                if len(spans) >= _MAX_HELD:  # a report whose call's end never came: the oldest goes
+                    del spans[next(iter(spans))]
+                spans[context.span_id] = (span, decision)
