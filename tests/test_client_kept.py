@@ -172,3 +172,20 @@ def test_reports_whose_call_never_ended_are_bounded() -> None:
     assert held.take(spans[0]) is None  # the oldest went
     assert held.take(spans[-1]) == (spans[-1], Keep.KEPT)
     assert held.take(spans[-1]) is None  # taken once
+
+
+def test_two_open_streams_with_one_request_id_each_end_in_their_own_client(
+    make_client: Callable[..., LeanLLM], openai_server: Any
+) -> None:
+    posted: dict[str, list[Any]] = {"a": [], "b": []}
+    a = make_client(post_call_hook=posted["a"].append)
+    b = make_client(post_call_hook=posted["b"].append)
+    streams = {
+        name: ask(client, openai_server, text=name, labels={"who": name}, request_id="shared-id", stream=True)
+        for name, client in (("a", a), ("b", b))
+    }
+    for name in ("a", "b"):  # a ends while b's call with the same request id is still in flight
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in streams[name]).startswith(f"echo: {name}")
+        assert [_who(e) for e in posted[name]] == [name]
+    assert a.last_event is not None and _who(a.last_event) == "a" and a.last_event.stream
+    assert b.last_event is not None and _who(b.last_event) == "b"
