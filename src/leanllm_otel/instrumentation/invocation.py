@@ -176,6 +176,11 @@ class Invocation:
             attributes[sc.GEN_AI_OUTPUT_TYPE] = self._spec.output_type
         return attributes
 
+    @property
+    def options(self) -> CallOptions | None:
+        """The per-call options this call was made with (the very object a ``LeanLLM`` client set), or None."""
+        return self._options
+
     def _keep_record(self, kwargs: Mapping[str, Any], *, sampled_in: bool = True) -> CallRecord:
         """The content snapshot: references and a shallow copy of the message list, nothing serialised here (a
         sampled-out call that failed is only scanned: its content never leaves)."""
