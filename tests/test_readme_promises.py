@@ -4,6 +4,7 @@ paths its layout tables name. Promises a feature owns are proven in that feature
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -251,3 +252,50 @@ def test_every_module_architecture_names_exists() -> None:
         if not any(candidate.exists() for candidate in candidates):
             missing.append(name)
     assert missing == []
+
+
+# === "Instrument only": your own provider with LeanLLMSampler ===================================================
+
+
+@pytest.fixture
+def no_leanllm_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("LEANLLM_", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP")):
+            monkeypatch.delenv(name)
+
+
+def test_the_readme_sampler_snippet_keeps_every_error_through_a_ten_percent_head_sampler(
+    openai_server: Any, no_leanllm_env: None
+) -> None:
+    """``TracerProvider(sampler=LeanLLMSampler(ParentBased(TraceIdRatioBased(0.1))))`` then
+    ``configure(tracer_provider=provider, exporters=[...])``: "errors survive the 10%"; the returned ``Pipeline``
+    has ``force_flush()``, ``shutdown()``, ``counters`` and ``dropped_events_count``."""
+    import litellm
+    import openai
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from leanllm_otel import LeanLLMSampler, configure
+    from leanllm_otel import semconv as sc
+
+    provider = TracerProvider(sampler=LeanLLMSampler(ParentBased(TraceIdRatioBased(0.1))))
+    exporter = InMemorySpanExporter()
+    pipeline = configure(tracer_provider=provider, exporters=[exporter])
+    try:
+        assert pipeline.exporters == (exporter,)  # no store: no LEANLLM_* asks for one
+        for index in range(30):
+            model = "openai/err-429" if index % 3 == 0 else "openai/gpt-4o-mini"
+            with contextlib.suppress(openai.OpenAIError):
+                litellm.completion(model=model, api_base=openai_server.base_url, api_key="sk-test", max_retries=0,
+                                   messages=[{"role": "user", "content": f"q{index}"}])
+        assert pipeline.force_flush(10_000)
+        spans = [s for s in exporter.get_finished_spans() if sc.LEANLLM_REQUEST_ID in (s.attributes or {})]
+        errors = [s for s in spans if s.status.status_code.name == "ERROR"]
+        assert len(errors) == 10  # every error, though the head sampler drops ~90% of the traces
+        assert len(spans) - len(errors) < 20  # the successes went through the 10% head sampler
+        counters = pipeline.counters
+        assert counters["kept"] + counters["kept_errors"] == len(spans) and counters["kept_errors"] >= 1
+        assert pipeline.dropped_events_count == 0 == counters["dropped"]
+    finally:
+        pipeline.shutdown(2000)
