@@ -299,3 +299,49 @@ def test_the_readme_sampler_snippet_keeps_every_error_through_a_ten_percent_head
         assert pipeline.dropped_events_count == 0 == counters["dropped"]
     finally:
         pipeline.shutdown(2000)
+
+
+# === enumerations the README spells out ==========================================================================
+
+
+def _backticked_after(marker: str, until: str) -> set[str]:
+    text = README.split(marker, 1)[1].split(until, 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", text))
+
+
+def test_the_readme_error_kinds_are_the_error_kinds() -> None:
+    from leanllm_otel.errors import ErrorKind
+
+    documented = _backticked_after("`leanllm.error.kind` (", ") |")
+    assert documented == {kind.value for kind in ErrorKind}
+
+
+def test_the_readme_stream_outcomes_are_the_stream_outcomes() -> None:
+    from leanllm_otel import semconv as sc
+
+    documented = _backticked_after("`leanllm.stream.outcome` (", ")")
+    outcomes = {value for name, value in vars(sc).items() if name.startswith("STREAM_") and isinstance(value, str)}
+    assert documented == outcomes
+
+
+def test_the_readme_injection_families_are_the_reported_types() -> None:
+    from leanllm_otel.processing.detection.injection import INJECTION_SPECS
+    from leanllm_otel.processing.detection.scorer import SCORER_TYPE
+
+    section = README.split("Prompt injection is reported", 1)[1].split("Measured", 1)[0]
+    documented = set(re.findall(r"`([A-Z_]+)`", section))
+    assert documented == {spec.type for spec in INJECTION_SPECS} | {SCORER_TYPE}
+
+
+def test_every_cli_command_the_readme_lists_exists() -> None:
+    """``leanllm-otel logs | show ID | ... | score ID NAME VALUE`` and ``report --format md|json|html`` (exit codes:
+    ``tests/test_cli.py::test_exit_codes_and_messages``)."""
+    from leanllm_otel.cli import build_parser
+
+    listed = README.split("## CLI", 1)[1].split("` over the SQL store", 1)[0]
+    documented = {part.split()[0] for part in listed.split("`leanllm-otel ", 1)[1].split(" | ")}
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert commands is not None and documented == set(commands)
+    report = commands["report"]
+    assert next(a for a in report._actions if a.dest == "format").choices == ("md", "json", "html")
