@@ -345,3 +345,21 @@ def test_every_cli_command_the_readme_lists_exists() -> None:
     assert commands is not None and documented == set(commands)
     report = commands["report"]
     assert next(a for a in report._actions if a.dest == "format").choices == ("md", "json", "html")
+
+
+def test_the_readme_ingest_and_viewer_defaults_are_the_real_ones() -> None:
+    """"within 10 s (``header_timeout_s``) and its body within 60 s, at most 32 requests are served at once";
+    ``serve --port 4319`` in the example; the viewer on http://127.0.0.1:4320."""
+    import inspect
+
+    from leanllm_otel.cli import build_parser
+    from leanllm_otel.ingest import IngestServer
+
+    defaults = {name: p.default for name, p in inspect.signature(IngestServer.__init__).parameters.items()}
+    assert (defaults["header_timeout_s"], defaults["body_timeout_s"], defaults["max_concurrent_requests"]) == (
+        10.0, 60.0, 32)
+    assert "within 10 s (`header_timeout_s`) and its body within 60 s, at most 32 requests" in README
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert commands is not None
+    ports = {name: next(a for a in commands[name]._actions if a.dest == "port").default for name in ("serve", "ui")}
+    assert ports == {"serve": 4319, "ui": 4320} and "http://127.0.0.1:4320" in README
