@@ -20,6 +20,7 @@ from opentelemetry.trace import (
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.context import (
+    CallOptions,
     current_call_options,
     current_context,
 )
@@ -175,6 +176,11 @@ class Invocation:
         if self._spec.output_type is not None:
             attributes[sc.GEN_AI_OUTPUT_TYPE] = self._spec.output_type
         return attributes
+
+    @property
+    def options(self) -> CallOptions | None:
+        """The per-call options this call was made with (the very object a ``LeanLLM`` client set), or None."""
+        return self._options
 
     def _keep_record(self, kwargs: Mapping[str, Any], *, sampled_in: bool = True) -> CallRecord:
         """The content snapshot: references and a shallow copy of the message list, nothing serialised here (a

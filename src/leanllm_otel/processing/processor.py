@@ -140,6 +140,11 @@ class LeanLLMSpanProcessor(SpanProcessor):
     def drop_counter(self) -> Any:
         return self._drop_counter
 
+    def remove_end_listener(self, listener: EndListener) -> None:
+        """Stop calling ``listener`` (the same object given to :meth:`add_end_listener`)."""
+        with self._lock:
+            self._end_listeners = tuple(item for item in self._end_listeners if item is not listener)
+
     # --- SpanProcessor ----------------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for processor in self._downstream:
