@@ -30,7 +30,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
@@ -44,7 +44,6 @@ from opentelemetry.util.types import Attributes
 
 from leanllm_otel import otel_compat
 from leanllm_otel._internal import log_internal_error
-from leanllm_otel.processing.processor import LeanLLMSpanProcessor
 
 # Set False to take the SDK span path everywhere (benchmarks compare both in one process).
 ENABLED = True
@@ -54,6 +53,15 @@ _WAKE_S = 0.05
 _MAX_PENDING = 4096
 
 _RANDOM_TRACE_ID: int | None = getattr(TraceFlags, "RANDOM_TRACE_ID", None)  # SDK 1.41+
+
+
+class Front(Protocol):
+    """What is asked of ``LeanLLMSpanProcessor`` (matched by shape: the call path does not import the processor)."""
+
+    @property
+    def downstream(self) -> tuple[Any, ...]: ...
+
+    def add_pending_source(self, drain: Callable[[], None], stop: Callable[[], None]) -> None: ...
 
 
 class Job(Protocol):
@@ -154,7 +162,7 @@ class DeferredStart:
 class Deferral:
     """One tracer's deferred path onto one ``LeanLLMSpanProcessor``'s queue."""
 
-    def __init__(self, tracer: Tracer, processor: LeanLLMSpanProcessor) -> None:
+    def __init__(self, tracer: Tracer, processor: Front) -> None:
         self.processor = processor
         self.queue = queue_of(processor)
         self._sampler: Sampler = tracer.sampler
@@ -283,11 +291,11 @@ def _forked() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 
-_QUEUES: weakref.WeakKeyDictionary[LeanLLMSpanProcessor, DeferredSpans] = weakref.WeakKeyDictionary()
+_QUEUES: weakref.WeakKeyDictionary[Front, DeferredSpans] = weakref.WeakKeyDictionary()
 _QUEUES_LOCK = threading.Lock()
 
 
-def queue_of(processor: LeanLLMSpanProcessor) -> DeferredSpans:
+def queue_of(processor: Front) -> DeferredSpans:
     """The processor's deferred queue, created (and registered for draining) on first use."""
     with _QUEUES_LOCK:
         queue = _QUEUES.get(processor)
@@ -308,7 +316,7 @@ class DeferralCache:
         self._key: Any = None
         self._downstream: Any = None
         self._deferral: Deferral | None = None
-        self._ours: LeanLLMSpanProcessor | None = None
+        self._ours: Front | None = None
 
     def get(self) -> Deferral | None:
         if not ENABLED or self._multi is None:
@@ -329,10 +337,10 @@ class DeferralCache:
         return self._deferral
 
 
-def _single(processors: Any) -> LeanLLMSpanProcessor | None:
+def _single(processors: Any) -> Front | None:
     if type(processors) is not tuple:
         return None
-    ours = [p for p in processors if isinstance(p, LeanLLMSpanProcessor)]
+    ours = [p for p in processors if callable(getattr(p, "add_pending_source", None)) and hasattr(p, "downstream")]
     return ours[0] if len(ours) == 1 else None
 
 
