@@ -5,6 +5,7 @@ paths its layout tables name. Promises a feature owns are proven in that feature
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 import tomllib
+
+from test_client_support import MODEL, clean_env_fixture, make_client_fixture  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -391,3 +394,33 @@ def test_every_name_the_architecture_owner_table_gives_is_defined_in_its_module(
             if not any(defined.search(source) for source in sources):
                 missing.append(name)
     assert checked > 15 and missing == []
+
+
+# === "Never redacted, in any mode" ===============================================================================
+
+LOOKS_LIKE_PII = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize("mode", ["metadata", "hashed", "redacted"])
+def test_metadata_fields_are_stored_verbatim_in_every_mode(make_client: Any, openai_server: Any, mode: str) -> None:
+    """User, session, feature, tags, labels, environment, correlation / parent ids, model and request parameters
+    (``stop`` included) are metadata: stored as given, even when they look like personal data."""
+    from leanllm_otel import LeanLLMContext
+
+    client = make_client(capture_content=True, redaction_mode=mode, environment=f"env-{LOOKS_LIKE_PII}")
+    context = LeanLLMContext(user_id=LOOKS_LIKE_PII, session_id=f"s-{LOOKS_LIKE_PII}", feature=f"f-{LOOKS_LIKE_PII}",
+                             custom_tags={"tag": LOOKS_LIKE_PII})
+    client.chat(MODEL, [{"role": "user", "content": f"mail {LOOKS_LIKE_PII}"}], api_base=openai_server.base_url,
+                labels={"who": LOOKS_LIKE_PII}, correlation_id=f"c-{LOOKS_LIKE_PII}",
+                parent_request_id=f"p-{LOOKS_LIKE_PII}", context=context, stop=[LOOKS_LIKE_PII], temperature=0.25)
+    assert client.last_event is not None
+    event = client.get_event(client.last_event.event_id)
+    assert event is not None and event.redaction_mode == mode
+    assert event.labels == {"who": LOOKS_LIKE_PII}
+    assert (event.correlation_id, event.parent_request_id) == (f"c-{LOOKS_LIKE_PII}", f"p-{LOOKS_LIKE_PII}")
+    assert event.metadata["user_id"] == LOOKS_LIKE_PII and event.metadata["environment"] == f"env-{LOOKS_LIKE_PII}"
+    assert event.metadata["session_id"] == f"s-{LOOKS_LIKE_PII}" and event.metadata["feature"] == f"f-{LOOKS_LIKE_PII}"
+    assert event.metadata["custom_tags"] == {"tag": LOOKS_LIKE_PII} and event.model == "gpt-4o-mini"
+    stored = event.model_dump_json()
+    assert LOOKS_LIKE_PII in json.dumps(event.parameters) and "0.25" in json.dumps(event.parameters), stored
+    assert f"mail {LOOKS_LIKE_PII}" not in stored  # the content itself follows the mode
