@@ -20,6 +20,7 @@ from opentelemetry.trace import (
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.context import (
+    CallOptions,
     current_call_options,
     current_context,
 )
