@@ -424,3 +424,33 @@ def test_metadata_fields_are_stored_verbatim_in_every_mode(make_client: Any, ope
     stored = event.model_dump_json()
     assert LOOKS_LIKE_PII in json.dumps(event.parameters) and "0.25" in json.dumps(event.parameters), stored
     assert f"mail {LOOKS_LIKE_PII}" not in stored  # the content itself follows the mode
+
+
+def test_a_request_id_in_flight_in_two_clients_is_stored_by_neither_and_logged(
+    make_client: Any, openai_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """"Request ids must not be in flight in two clients at once: such a call is stored by neither (logged), never
+    by the wrong one." Clients a and b have stores of their own (the first client's store is the process pipeline's);
+    a's stream is still open when b makes a call with the same request id."""
+    from leanllm_otel.store import EventStore
+
+    process_url = f"sqlite:///{tmp_path / 'process.db'}"
+    process = make_client(database_url=process_url)
+    a_url, b_url = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a, b = make_client(database_url=a_url), make_client(database_url=b_url)
+    stream = a.chat("openai/chunks-3", [{"role": "user", "content": "x"}], api_base=openai_server.base_url,
+                    stream=True, request_id="shared-id", labels={"who": "a"})
+    next(iter(stream))
+    b.chat(MODEL, [{"role": "user", "content": "y"}], api_base=openai_server.base_url, request_id="shared-id",
+           labels={"who": "b"})
+    for _ in stream:
+        pass
+    a.chat(MODEL, [{"role": "user", "content": "z"}], api_base=openai_server.base_url, labels={"who": "a-after"})
+    assert a.flush() and b.flush() and process.flush()
+    labels = {}
+    for name, url in (("a", a_url), ("b", b_url), ("process", process_url)):
+        with EventStore(url) as store:
+            store.migrate()
+            labels[name] = sorted(event.labels.get("who", "") for event in store.list_events(limit=100))
+    assert labels == {"a": ["a-after"], "b": [], "process": []}
+    assert any("in flight in two clients" in record.getMessage() for record in caplog.records)
