@@ -59,3 +59,16 @@ def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
     with UIServer(command[3], port=0, emitter=None) as viewer:
         page = httpx.get(viewer.url + "/", timeout=10).text
     assert page.count("<tr data-id=") == 4 and "rate-limited" in page
+
+
+
+def test_every_example_script_is_run_by_a_test() -> None:
+    """Each ``examples/*.py`` is run as its own process by a test that checks what it prints or stores."""
+    tests = Path(__file__).resolve().parent
+    own = Path(__file__).read_text(encoding="utf-8").split("def test_every_example_script_is_run_by_a_test", 1)[0]
+    others = "".join(p.read_text(encoding="utf-8") for p in tests.glob("test_*.py") if p.name != Path(__file__).name)
+    for script in sorted(EXAMPLES.glob("*.py")):
+        if script.name.startswith("client_"):
+            assert 'glob("client_*.py")' in others, script.name  # tests/test_client_examples.py runs each one
+        else:
+            assert f'"{script.name}"' in own + others, script.name
