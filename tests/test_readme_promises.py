@@ -454,3 +454,16 @@ def test_a_request_id_in_flight_in_two_clients_is_stored_by_neither_and_logged(
             labels[name] = sorted(event.labels.get("who", "") for event in store.list_events(limit=100))
     assert labels == {"a": ["a-after"], "b": [], "process": []}
     assert any("in flight in two clients" in record.getMessage() for record in caplog.records)
+
+
+def test_the_readme_entry_point_list_is_the_instrumentors_patch_table() -> None:
+    """"Spans for `completion`, `acompletion`, ... and the same methods of `litellm.Router`"."""
+    from leanllm_otel.instrumentation.instrumentor import ANTHROPIC_MESSAGES, MODULE_FUNCTIONS, ROUTER_METHODS
+
+    paragraph = README.split("\nSpans for ", 1)[1].split("Responses API output items", 1)[0]
+    operations = {"generate_content", "retrieval", "chat"}
+    anthropic = set(re.findall(r"`litellm\.anthropic\.messages\.([a-z]+)` / `([a-z]+)`", paragraph)[0])
+    documented = set(re.findall(r"`([a-z_]+)`", paragraph)) - operations - anthropic
+    assert documented == {spec.attribute for spec in MODULE_FUNCTIONS}
+    assert anthropic == {spec.attribute for spec in ANTHROPIC_MESSAGES}
+    assert {spec.attribute for spec in ROUTER_METHODS} < documented and "`litellm.Router`" in paragraph
