@@ -467,3 +467,19 @@ def test_the_readme_entry_point_list_is_the_instrumentors_patch_table() -> None:
     assert documented == {spec.attribute for spec in MODULE_FUNCTIONS}
     assert anthropic == {spec.attribute for spec in ANTHROPIC_MESSAGES}
     assert {spec.attribute for spec in ROUTER_METHODS} < documented and "`litellm.Router`" in paragraph
+
+
+def test_every_attribute_and_metric_name_in_the_readme_span_section_lives_in_semconv() -> None:
+    """"All attribute names live in `src/leanllm_otel/semconv.py`" (the span table and its metrics)."""
+    from leanllm_otel import semconv as sc
+
+    section = README.split("## The span", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"`((?:gen_ai|leanllm|server|error)\.[a-z_.<>*]+)`", section))
+    assert len(names) > 25
+    values = {value for value in vars(sc).values() if isinstance(value, str)}
+    missing = []
+    for name in sorted(names):
+        prefix = name.split("<", 1)[0].rstrip("*")
+        if not (name in values or (prefix != name and any(value.startswith(prefix) for value in values))):
+            missing.append(name)
+    assert missing == []
