@@ -483,3 +483,26 @@ def test_every_attribute_and_metric_name_in_the_readme_span_section_lives_in_sem
         if not (name in values or (prefix != name and any(value.startswith(prefix) for value in values))):
             missing.append(name)
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"LEANLLM_SERVICE_NAME": "checkout", "OTEL_SERVICE_NAME": "other"}, "checkout"),
+     ({"OTEL_SERVICE_NAME": "other"}, "other")],
+    ids=["leanllm-wins", "otel-applies"],
+)
+def test_leanllm_service_name_names_the_provider_configure_creates(tmp_path: Path, env: dict[str, str],
+                                                                   expected: str) -> None:
+    """`LEANLLM_SERVICE_NAME` | `service_name` | none (`OTEL_SERVICE_NAME` applies). A fresh process: the global
+    provider can be set once per process."""
+    code = (
+        "import leanllm_otel\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "pipeline = leanllm_otel.configure(exporters=[InMemorySpanExporter()], instrument=False)\n"
+        "assert pipeline.owns_provider\n"
+        "print(pipeline.provider.resource.attributes['service.name'])\n"
+        "pipeline.shutdown(2000)\n"
+    )
+    result = _run_python(code, tmp_path, _user_env(OTEL_METRICS_EXPORTER="none", **env))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == expected
