@@ -506,3 +506,36 @@ def test_leanllm_service_name_names_the_provider_configure_creates(tmp_path: Pat
     result = _run_python(code, tmp_path, _user_env(OTEL_METRICS_EXPORTER="none", **env))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == expected
+
+
+# === guardrails: "All off by default"; the LEANLLM_ALERT_* / ANOMALY_* / BUDGETS_SHARED variables reach the guard ===
+
+
+def test_guardrails_are_off_by_default_and_the_environment_reaches_the_guard(tmp_path: Path) -> None:
+    from leanllm_otel.guardrails.budgets import InMemoryLedger, SQLLedger
+    from leanllm_otel.guardrails.config import guard_from_config
+    from leanllm_otel.guardrails.policy import parse_severity
+
+    assert guard_from_config(environ={}) is None  # nothing asked for: no guard, one `is None` check per call
+    url = f"sqlite:///{tmp_path / 'budgets.db'}"
+    budgets = '[{"name": "daily", "limit_usd": 5, "window": "1d", "action": "warn"}]'
+    environ = {
+        "LEANLLM_DATABASE_URL": url, "LEANLLM_BUDGETS": budgets, "LEANLLM_BUDGETS_SHARED": "true",
+        "LEANLLM_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook", "LEANLLM_ALERT_MIN_SEVERITY": "high",
+        "LEANLLM_ALERT_COOLDOWN_S": "7", "LEANLLM_ALERT_MAX_PER_MINUTE": "12",
+        "LEANLLM_ANOMALY_DETECTION": "true", "LEANLLM_ANOMALY_SIGMA": "4.5", "LEANLLM_ANOMALY_MIN_SAMPLES": "9",
+    }
+    guard = guard_from_config(environ=environ)
+    unshared = guard_from_config(environ={**environ, "LEANLLM_BUDGETS_SHARED": "false"})
+    try:
+        assert guard is not None and guard.alerts is not None and guard.anomalies is not None
+        assert guard.budgets is not None and isinstance(guard.budgets.ledger, SQLLedger)  # in LEANLLM_DATABASE_URL
+        assert guard.alerts.min_severity == parse_severity("high") and guard.alerts.cooldown_s == 7
+        assert guard.alerts._bucket.rate == 12 / 60
+        assert (guard.anomalies.config.sigma, guard.anomalies.config.min_samples) == (4.5, 9)
+        assert unshared is not None and unshared.budgets is not None
+        assert isinstance(unshared.budgets.ledger, InMemoryLedger)
+    finally:
+        for made in (guard, unshared):
+            if made is not None:
+                made.close()
