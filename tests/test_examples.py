@@ -19,6 +19,8 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
     for variable in list(env):
         if variable.startswith(("LEANLLM_", "OTEL_")) or variable == "PYTEST_CURRENT_TEST":
             env.pop(variable)
+        elif variable.endswith(("_API_KEY", "_API_BASE")) or variable == "OPENAI_BASE_URL":
+            env.pop(variable)  # no provider key or endpoint: the demo is offline
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         cwd=cwd,
@@ -30,8 +32,9 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
-    database = tmp_path / "demo.db"
-    result = _run("demo.py", "--database-url", f"sqlite:///{database}", cwd=tmp_path)
+    """The README's first command as typed (no arguments, no provider key, a directory without a database)."""
+    database = tmp_path / "leanllm_demo.db"
+    result = _run("demo.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "completion: Hello from the loopback provider!" in out
