@@ -19,6 +19,8 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
     for variable in list(env):
         if variable.startswith(("LEANLLM_", "OTEL_")) or variable == "PYTEST_CURRENT_TEST":
             env.pop(variable)
+        elif variable.endswith(("_API_KEY", "_API_BASE")) or variable == "OPENAI_BASE_URL":
+            env.pop(variable)  # no provider key or endpoint: the demo is offline
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         cwd=cwd,
@@ -30,8 +32,9 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
-    database = tmp_path / "demo.db"
-    result = _run("demo.py", "--database-url", f"sqlite:///{database}", cwd=tmp_path)
+    """The README's first command as typed (no arguments, no provider key, a directory without a database)."""
+    database = tmp_path / "leanllm_demo.db"
+    result = _run("demo.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "completion: Hello from the loopback provider!" in out
@@ -59,3 +62,16 @@ def test_demo_writes_events_to_sqlite_and_shows_them(tmp_path: Path) -> None:
     with UIServer(command[3], port=0, emitter=None) as viewer:
         page = httpx.get(viewer.url + "/", timeout=10).text
     assert page.count("<tr data-id=") == 4 and "rate-limited" in page
+
+
+
+def test_every_example_script_is_run_by_a_test() -> None:
+    """Each ``examples/*.py`` is run as its own process by a test that checks what it prints or stores."""
+    tests = Path(__file__).resolve().parent
+    own = Path(__file__).read_text(encoding="utf-8").split("def test_every_example_script_is_run_by_a_test", 1)[0]
+    others = "".join(p.read_text(encoding="utf-8") for p in tests.glob("test_*.py") if p.name != Path(__file__).name)
+    for script in sorted(EXAMPLES.glob("*.py")):
+        if script.name.startswith("client_"):
+            assert 'glob("client_*.py")' in others, script.name  # tests/test_client_examples.py runs each one
+        else:
+            assert f'"{script.name}"' in own + others, script.name

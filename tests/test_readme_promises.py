@@ -5,9 +5,9 @@ paths its layout tables name. Promises a feature owns are proven in that feature
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
-import shlex
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import tomllib
+
+from test_client_support import MODEL, clean_env_fixture, make_client_fixture  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -68,22 +70,8 @@ def test_the_readme_demo_command_names_real_extras_and_files() -> None:
     assert (ROOT / script).is_file() and script == "examples/demo.py"
 
 
-def test_the_readme_demo_runs_from_a_clean_directory_without_arguments_or_api_key(tmp_path: Path) -> None:
-    """The first command as typed: no arguments, no provider key in the environment, a directory with no database."""
-    env = _user_env()
-    for key in [k for k in env if k.endswith("_API_KEY") or k.endswith("_API_BASE") or k == "OPENAI_BASE_URL"]:
-        env.pop(key)
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    database = tmp_path / "leanllm_demo.db"
-    assert database.is_file()
-    with sqlite3.connect(database) as connection:
-        assert connection.execute("SELECT count(*) FROM leanllm_events").fetchone() == (4,)
-    out = result.stdout
-    assert "leanllm-otel logs" in out and "leanllm-otel stats" in out and "error:rate_limit" in out
-    last = shlex.split(out.strip().splitlines()[-1].split(": ", 1)[1])
-    assert last[1:] == ["ui", "--database-url", f"sqlite:///{database.resolve()}"]
+# The demo command itself, run as typed from a clean directory: tests/test_examples.py
+# (test_demo_writes_events_to_sqlite_and_shows_them).
 
 
 # === the python code blocks ====================================================================================
@@ -391,3 +379,148 @@ def test_every_name_the_architecture_owner_table_gives_is_defined_in_its_module(
             if not any(defined.search(source) for source in sources):
                 missing.append(name)
     assert checked > 15 and missing == []
+
+
+# === "Never redacted, in any mode" ===============================================================================
+
+LOOKS_LIKE_PII = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize("mode", ["metadata", "hashed", "redacted"])
+def test_metadata_fields_are_stored_verbatim_in_every_mode(make_client: Any, openai_server: Any, mode: str) -> None:
+    """User, session, feature, tags, labels, environment, correlation / parent ids, model and request parameters
+    (``stop`` included) are metadata: stored as given, even when they look like personal data."""
+    from leanllm_otel import LeanLLMContext
+
+    client = make_client(capture_content=True, redaction_mode=mode, environment=f"env-{LOOKS_LIKE_PII}")
+    context = LeanLLMContext(user_id=LOOKS_LIKE_PII, session_id=f"s-{LOOKS_LIKE_PII}", feature=f"f-{LOOKS_LIKE_PII}",
+                             custom_tags={"tag": LOOKS_LIKE_PII})
+    client.chat(MODEL, [{"role": "user", "content": f"mail {LOOKS_LIKE_PII}"}], api_base=openai_server.base_url,
+                labels={"who": LOOKS_LIKE_PII}, correlation_id=f"c-{LOOKS_LIKE_PII}",
+                parent_request_id=f"p-{LOOKS_LIKE_PII}", context=context, stop=[LOOKS_LIKE_PII], temperature=0.25)
+    assert client.last_event is not None
+    event = client.get_event(client.last_event.event_id)
+    assert event is not None and event.redaction_mode == mode
+    assert event.labels == {"who": LOOKS_LIKE_PII}
+    assert (event.correlation_id, event.parent_request_id) == (f"c-{LOOKS_LIKE_PII}", f"p-{LOOKS_LIKE_PII}")
+    assert event.metadata["user_id"] == LOOKS_LIKE_PII and event.metadata["environment"] == f"env-{LOOKS_LIKE_PII}"
+    assert event.metadata["session_id"] == f"s-{LOOKS_LIKE_PII}" and event.metadata["feature"] == f"f-{LOOKS_LIKE_PII}"
+    assert event.metadata["custom_tags"] == {"tag": LOOKS_LIKE_PII} and event.model == "gpt-4o-mini"
+    stored = event.model_dump_json()
+    assert LOOKS_LIKE_PII in json.dumps(event.parameters) and "0.25" in json.dumps(event.parameters), stored
+    assert f"mail {LOOKS_LIKE_PII}" not in stored  # the content itself follows the mode
+
+
+def test_a_request_id_in_flight_in_two_clients_is_stored_by_neither_and_logged(
+    make_client: Any, openai_server: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """"Request ids must not be in flight in two clients at once: such a call is stored by neither (logged), never
+    by the wrong one." Clients a and b have stores of their own (the first client's store is the process pipeline's);
+    a's stream is still open when b makes a call with the same request id."""
+    from leanllm_otel.store import EventStore
+
+    process_url = f"sqlite:///{tmp_path / 'process.db'}"
+    process = make_client(database_url=process_url)
+    a_url, b_url = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    a, b = make_client(database_url=a_url), make_client(database_url=b_url)
+    stream = a.chat("openai/chunks-3", [{"role": "user", "content": "x"}], api_base=openai_server.base_url,
+                    stream=True, request_id="shared-id", labels={"who": "a"})
+    next(iter(stream))
+    b.chat(MODEL, [{"role": "user", "content": "y"}], api_base=openai_server.base_url, request_id="shared-id",
+           labels={"who": "b"})
+    for _ in stream:
+        pass
+    a.chat(MODEL, [{"role": "user", "content": "z"}], api_base=openai_server.base_url, labels={"who": "a-after"})
+    assert a.flush() and b.flush() and process.flush()
+    labels = {}
+    for name, url in (("a", a_url), ("b", b_url), ("process", process_url)):
+        with EventStore(url) as store:
+            store.migrate()
+            labels[name] = sorted(event.labels.get("who", "") for event in store.list_events(limit=100))
+    assert labels == {"a": ["a-after"], "b": [], "process": []}
+    assert any("in flight in two clients" in record.getMessage() for record in caplog.records)
+
+
+def test_the_readme_entry_point_list_is_the_instrumentors_patch_table() -> None:
+    """"Spans for `completion`, `acompletion`, ... and the same methods of `litellm.Router`"."""
+    from leanllm_otel.instrumentation.instrumentor import ANTHROPIC_MESSAGES, MODULE_FUNCTIONS, ROUTER_METHODS
+
+    paragraph = README.split("\nSpans for ", 1)[1].split("Responses API output items", 1)[0]
+    operations = {"generate_content", "retrieval", "chat"}
+    anthropic = set(re.findall(r"`litellm\.anthropic\.messages\.([a-z]+)` / `([a-z]+)`", paragraph)[0])
+    documented = set(re.findall(r"`([a-z_]+)`", paragraph)) - operations - anthropic
+    assert documented == {spec.attribute for spec in MODULE_FUNCTIONS}
+    assert anthropic == {spec.attribute for spec in ANTHROPIC_MESSAGES}
+    assert {spec.attribute for spec in ROUTER_METHODS} < documented and "`litellm.Router`" in paragraph
+
+
+def test_every_attribute_and_metric_name_in_the_readme_span_section_lives_in_semconv() -> None:
+    """"All attribute names live in `src/leanllm_otel/semconv.py`" (the span table and its metrics)."""
+    from leanllm_otel import semconv as sc
+
+    section = README.split("## The span", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"`((?:gen_ai|leanllm|server|error)\.[a-z_.<>*]+)`", section))
+    assert len(names) > 25
+    values = {value for value in vars(sc).values() if isinstance(value, str)}
+    missing = []
+    for name in sorted(names):
+        prefix = name.split("<", 1)[0].rstrip("*")
+        if not (name in values or (prefix != name and any(value.startswith(prefix) for value in values))):
+            missing.append(name)
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"LEANLLM_SERVICE_NAME": "checkout", "OTEL_SERVICE_NAME": "other"}, "checkout"),
+     ({"OTEL_SERVICE_NAME": "other"}, "other")],
+    ids=["leanllm-wins", "otel-applies"],
+)
+def test_leanllm_service_name_names_the_provider_configure_creates(tmp_path: Path, env: dict[str, str],
+                                                                   expected: str) -> None:
+    """`LEANLLM_SERVICE_NAME` | `service_name` | none (`OTEL_SERVICE_NAME` applies). A fresh process: the global
+    provider can be set once per process."""
+    code = (
+        "import leanllm_otel\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "pipeline = leanllm_otel.configure(exporters=[InMemorySpanExporter()], instrument=False)\n"
+        "assert pipeline.owns_provider\n"
+        "print(pipeline.provider.resource.attributes['service.name'])\n"
+        "pipeline.shutdown(2000)\n"
+    )
+    result = _run_python(code, tmp_path, _user_env(OTEL_METRICS_EXPORTER="none", **env))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == expected
+
+
+# === guardrails: "All off by default"; the LEANLLM_ALERT_* / ANOMALY_* / BUDGETS_SHARED variables reach the guard ===
+
+
+def test_guardrails_are_off_by_default_and_the_environment_reaches_the_guard(tmp_path: Path) -> None:
+    from leanllm_otel.guardrails.budgets import InMemoryLedger, SQLLedger
+    from leanllm_otel.guardrails.config import guard_from_config
+    from leanllm_otel.guardrails.policy import parse_severity
+
+    assert guard_from_config(environ={}) is None  # nothing asked for: no guard, one `is None` check per call
+    url = f"sqlite:///{tmp_path / 'budgets.db'}"
+    budgets = '[{"name": "daily", "limit_usd": 5, "window": "1d", "action": "warn"}]'
+    environ = {
+        "LEANLLM_DATABASE_URL": url, "LEANLLM_BUDGETS": budgets, "LEANLLM_BUDGETS_SHARED": "true",
+        "LEANLLM_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook", "LEANLLM_ALERT_MIN_SEVERITY": "high",
+        "LEANLLM_ALERT_COOLDOWN_S": "7", "LEANLLM_ALERT_MAX_PER_MINUTE": "12",
+        "LEANLLM_ANOMALY_DETECTION": "true", "LEANLLM_ANOMALY_SIGMA": "4.5", "LEANLLM_ANOMALY_MIN_SAMPLES": "9",
+    }
+    guard = guard_from_config(environ=environ)
+    unshared = guard_from_config(environ={**environ, "LEANLLM_BUDGETS_SHARED": "false"})
+    try:
+        assert guard is not None and guard.alerts is not None and guard.anomalies is not None
+        assert guard.budgets is not None and isinstance(guard.budgets.ledger, SQLLedger)  # in LEANLLM_DATABASE_URL
+        assert guard.alerts.min_severity == parse_severity("high") and guard.alerts.cooldown_s == 7
+        assert guard.alerts._bucket.rate == 12 / 60
+        assert (guard.anomalies.config.sigma, guard.anomalies.config.min_samples) == (4.5, 9)
+        assert unshared is not None and unshared.budgets is not None
+        assert isinstance(unshared.budgets.ledger, InMemoryLedger)
+    finally:
+        for made in (guard, unshared):
+            if made is not None:
+                made.close()

@@ -105,6 +105,21 @@ def test_every_error_is_scanned(make_instrumented: Any, openai_server: Any, rate
     _assert_no_content(span)
 
 
+
+def test_a_sampled_out_error_is_scanned_but_its_content_never_exported_even_when_capturing(
+    make_instrumented: Any, openai_server: Any
+) -> None:
+    """README "Sampling": "a sampled-out call that fails is kept and scanned for findings, its content never
+    exported", also with content capture on in ``full`` mode."""
+    inst = make_instrumented(sampling_rate=0.0, capture_content=True, explicit_redaction_mode=RedactionMode.FULL)
+    with pytest.raises(openai.OpenAIError):
+        _call(openai_server, ECHOED, model="openai/err-500")
+    span = inst.one_llm_span()
+    assert (span.attributes or {})[sc.ERROR_TYPE]
+    assert _findings(span) == {"AWS_KEY": 1}
+    assert not [name for name in CONTENT_ATTRIBUTES[:-1] if name in (span.attributes or {})]
+    assert SECRET not in json.dumps(dict(span.attributes or {}))
+
 def test_scan_off_means_no_findings(make_instrumented: Any, openai_server: Any) -> None:
     inst = make_instrumented(security_scan=False)
     _call(openai_server, ECHOED)
