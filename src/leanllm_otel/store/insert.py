@@ -243,15 +243,27 @@ class PreparedInsert:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             plan = self._plan(bound, len(chunk))
-            slots = plan.slots
             parameters: list[Any] = []
             for row in chunk:
-                values = plan.defaults.copy()
-                for name, value in row.items():
-                    slot = slots.get(name)
-                    if slot is not None:
-                        index, convert = slot
-                        values[index] = value if convert is None else convert(value)
-                parameters.extend(values)
+                parameters.extend(_values(plan, row))
             result.append((plan.sql, tuple(parameters)))
         return result
+
+    def records(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """``rows`` as ``(columns, one tuple of converted values per row)``: the columns some row (or a non-NULL
+        default) sets, in table order, for a bulk copy (``store.pg_copy``)."""
+        bound = self._always_bound.union(*(row.keys() for row in rows)) & frozenset(self._columns)
+        plan = self._plan(bound, 1)
+        return list(plan.slots), [tuple(_values(plan, row)) for row in rows]
+
+
+def _values(plan: _Plan, row: Mapping[str, Any]) -> list[Any]:
+    """One row's bound values for ``plan``: its defaults, overwritten with the row's converted fields."""
+    values = plan.defaults.copy()
+    slots = plan.slots
+    for name, value in row.items():
+        slot = slots.get(name)
+        if slot is not None:
+            index, convert = slot
+            values[index] = value if convert is None else convert(value)
+    return values

@@ -29,6 +29,7 @@ from leanllm_otel.event import LLMEvent
 from leanllm_otel.repair import repair, with_repair_finding
 from leanllm_otel.store import engine as db
 from leanllm_otel.store.insert import PreparedInsert
+from leanllm_otel.store.pg_copy import CopyInsert, is_refused_value
 from leanllm_otel.store.schema import events
 
 __all__ = ["EventWriter", "classify"]
@@ -61,6 +62,8 @@ def classify(exc: BaseException) -> Exception:
     if isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError)):
         # A value the driver cannot bind (an int wider than 64 bits, a lone surrogate): this row never will.
         return PermanentError(f"unwritable_row: {type(exc).__name__}")
+    if type(exc).__module__.startswith("asyncpg") and is_refused_value(exc):  # the COPY write, unwrapped
+        return PermanentError(f"rejected_by_database: {type(exc).__name__}")
     if isinstance(exc, TimeoutError):
         return RetryableError("timeout")
     return RetryableError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
@@ -91,6 +94,7 @@ class EventWriter:
         self._refuses_nul = make_url(self._db.async_url).get_backend_name() != "sqlite"
         self._migration: asyncio.Future[None] | None = None
         self._insert: PreparedInsert | None = None
+        self._copy: CopyInsert | None = None
         db.preload(self._db.async_url)  # before any background work: see its docstring (fork safety)
         self._start_migration: concurrent.futures.Future[None] | None = None
         if auto_migrate:
@@ -126,6 +130,12 @@ class EventWriter:
         if self._insert is None:
             self._insert = PreparedInsert(make_url(self._db.async_url).get_dialect()())
         return self._insert
+
+    def _copy_insert(self) -> CopyInsert | None:
+        """The COPY write on PostgreSQL (``store.pg_copy``); None on SQLite, which takes the multi-row INSERT."""
+        if self._copy is None and self._refuses_nul:
+            self._copy = CopyInsert(make_url(self._db.async_url).get_dialect()())
+        return self._copy
 
     async def _ensure_schema(self, engine: AsyncEngine) -> None:
         # Runs on the loop thread only, so no lock: concurrent callers share one migration task.
@@ -177,8 +187,23 @@ class EventWriter:
             await engine.dispose()
             raise
 
+    async def _write_copy(
+        self, engine: AsyncEngine, copy: CopyInsert, columns: list[str], records: list[tuple[Any, ...]]
+    ) -> None:
+        await self._ensure_schema(engine)
+        try:
+            await copy.write(engine, columns, records)
+        except sa_exc.OperationalError:
+            await engine.dispose()  # see _write
+            raise
+
     def _attempt(self, rows: list[dict[str, Any]]) -> None:
         try:
+            copy = self._copy_insert()
+            if copy is not None:
+                columns, records = self.prepared().records(rows)
+                self._db.run(lambda engine: self._write_copy(engine, copy, columns, records), self._timeout_s)
+                return
             statements = self.prepared().statements(rows)  # a value it cannot encode is a PermanentError
             self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
         except Exception as exc:
