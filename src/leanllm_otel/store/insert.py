@@ -251,7 +251,7 @@ class PreparedInsert:
 
     def records(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
         """``rows`` as ``(columns, one tuple of converted values per row)``: the columns some row (or a non-NULL
-        default) sets, in table order, for a bulk copy (``store.pg_copy``)."""
+        default) sets, in table order, for a column-wise write (``store.pg_write``)."""
         bound = self._always_bound.union(*(row.keys() for row in rows)) & frozenset(self._columns)
         plan = self._plan(bound, 1)
         return list(plan.slots), [tuple(_values(plan, row)) for row in rows]
