@@ -180,6 +180,11 @@ def build_configs(args: argparse.Namespace, log: list[str]) -> dict[str, Config]
             "ours_in", "leanllm-otel sampled-in", MAIN_PYTHON, {"setup": "ours", "options": {}}, "ours",
             "configure(database_url=sqlite:///tmp) sampling 1.0, content off",
         ),
+        "ours_in_sdk": Config(
+            "ours_in_sdk", "leanllm-otel sampled-in, SDK span on the caller (before)", MAIN_PYTHON,
+            {"setup": "ours", "options": {"deferred": False}}, "ours",
+            "as ours_in with deferred span materialisation off (instrumentation/deferred.py ENABLED=False)",
+        ),
         "ours_out": Config(
             "ours_out", "leanllm-otel sampled-out", MAIN_PYTHON,
             {"setup": "ours", "options": {"sampling_rate": 0.0}}, "ours", "sampling_rate=0.0, SQLite",
@@ -208,7 +213,7 @@ def build_cases(args: argparse.Namespace, configs: dict[str, Config]) -> list[Ca
     quick = args.quick
     n = 5 if quick else args.calls
     peers = [name for name, c in configs.items() if c.kind == "peer"]
-    main = ["bare", "ours_in", "ours_out", *peers]
+    main = ["bare", "ours_in", "ours_in_sdk", "ours_out", *peers]
     cases = [
         Case("overhead", "mock_sync", main, n),
         Case("overhead", "mock_async", main, n),

@@ -78,7 +78,11 @@ class OursSetup(Setup):
 
         self.tmp = tempfile.mkdtemp(prefix="leanllm-bench-")
         url = options.get("database_url") or f"sqlite:///{self.tmp}/events.db"
-        overrides = {k: v for k, v in options.items() if k not in ("database_url",)}
+        overrides = {k: v for k, v in options.items() if k not in ("database_url", "deferred")}
+        if options.get("deferred") is False:  # the SDK span path on the caller's thread (before issue 16)
+            from leanllm_otel.instrumentation import deferred
+
+            deferred.ENABLED = False
         self.pipeline = leanllm_otel.configure(database_url=url, otlp=False, **overrides)
 
     def flush(self) -> None:

@@ -64,6 +64,12 @@ def assert_still_serving(client: httpx.Client, sqlite_url: str) -> None:
     assert marker in read_rows(sqlite_url)
 
 
+def test_healthz_answers_status_ok_without_a_token(client: httpx.Client) -> None:
+    """exporters/README.md: "``GET /healthz`` answers ``{"status": "ok"}``" (a probe carries no bearer token)."""
+    answer = client.get("/healthz")
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
 # --- LeanLLM protocol ----------------------------------------------------------------------------------------
 
 

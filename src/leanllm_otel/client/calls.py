@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from leanllm_otel.client.errors import ClientClosedError
 from leanllm_otel.client.events import Entry
+from leanllm_otel.client.kept import KeptSpans, decision_without_processor
 from leanllm_otel.client.shared import ConfigLevel
 from leanllm_otel.config import LeanLLMConfig
 from leanllm_otel.context import (
@@ -31,7 +30,7 @@ from leanllm_otel.context import (
 )
 from leanllm_otel.debug import print_summary
 from leanllm_otel.hooks import Hooks, build_snapshot
-from leanllm_otel.instrumentation.invocation import new_event_id
+from leanllm_otel.instrumentation.call_context import new_event_id
 from leanllm_otel.instrumentation.streams import StreamProxy
 from leanllm_otel.processing import routing
 from leanllm_otel.processing.rendering import Renderer
@@ -62,9 +61,12 @@ class CallControl:
     redaction_mode: RedactionMode | str | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class PendingCall:
+    """A logged call in flight; ``options`` is the very object set for it, so its end finds exactly this call."""
+
     snapshot: dict[str, Any] | None
+    options: CallOptions
 
 
 class CallScope:
@@ -110,6 +112,7 @@ class CallPath:
     _level: ConfigLevel
     _renderer: Renderer | None
     _sinks: ClientSinks | None
+    _kept: KeptSpans
 
     def _attach(self) -> Telemetry:  # pragma: no cover - the facade's
         raise NotImplementedError
@@ -191,7 +194,7 @@ class CallPath:
                 kwargs=kwargs,
                 **content,
             )
-        call = PendingCall(snapshot)
+        call = PendingCall(snapshot, options)
         with self._lock:
             self._pending.setdefault(options.request_id, []).append(call)
         if self._sinks is not None:
@@ -235,36 +238,50 @@ class CallPath:
         if exc is not None:
             self.hooks.fire_error(exc, call.snapshot)
 
-    def _take(self, request_id: str, call: PendingCall | None = None) -> PendingCall | None:
+    def _take(self, request_id: str, call: PendingCall) -> bool:
+        """Remove ``call`` from the calls in flight; False when it was not there (already settled)."""
         with self._lock:
             calls = self._pending.get(request_id)
-            if not calls:
-                return None
-            if call is None:
-                taken = calls.pop(0)
-            elif call in calls:
-                calls.remove(call)
-                taken = call
-            else:
-                return None
+            if not calls or call not in calls:
+                return False
+            calls.remove(call)
             if not calls:
                 del self._pending[request_id]
         if self._sinks is not None:
             routing.unbind(request_id)
-        return taken
+        return True
+
+    def _call_of(self, invocation: Invocation) -> PendingCall | None:
+        """This client's call that ``invocation`` is (matched by its options object, never by request id alone:
+        another client may use the same request id at the same time), taken off the calls in flight."""
+        options = invocation.options
+        if options is None:
+            return None
+        with self._lock:
+            calls = self._pending.get(invocation.event_id)
+            call = next((item for item in calls if item.options is options), None) if calls else None
+        if call is None or not self._take(invocation.event_id, call):
+            return None
+        return call
+
+    def _is_pending(self, request_id: object) -> bool:
+        return request_id in self._pending
 
     # --- end of call (caller's thread, from the instrumentor) -----------------------------------------------------
     def _on_end(self, invocation: Invocation, span: Any, exc: BaseException | None) -> None:
-        call = self._take(invocation.event_id)
+        reported = self._kept.take(span)  # taken even when the call is not ours: nothing stays behind
+        call = self._call_of(invocation)
         if call is None:
             return  # not one of this client's calls
-        kept = decide(failed=exc is not None, head_sampled=_head_sampled(span), drawn=invocation.sampled).kept
         if self._level.chain and decide(failed=exc is not None, drawn=invocation.sampled).kept:
-            chain_set(invocation.event_id)
-        if not kept or not isinstance(span, ReadableSpan):
+            chain_set(invocation.event_id)  # the invocation's own chain rule (its draw), for this client's config
+        if reported is None and self._kept.processor is None:
+            decision = decision_without_processor(invocation.telemetry, span)
+            reported = (span, decision) if decision is not None and decision.kept else None
+        if reported is None:
             logger.debug("leanllm-otel: event %s sampled out", invocation.event_id)
             return
-        entry = Entry(span, invocation.record, self._renderer)
+        entry = Entry(reported[0], invocation.record, self._renderer)
         if self._ring is not None:
             with self._lock:
                 self._ring.append(entry)
@@ -274,8 +291,3 @@ class CallPath:
             self.hooks.fire_post_call(entry.metadata_event())
         if self.config.debug:
             print_summary(entry.metadata_event())
-
-
-def _head_sampled(span: Any) -> bool:
-    context = getattr(span, "context", None)
-    return bool(context is not None and context.trace_flags.sampled)

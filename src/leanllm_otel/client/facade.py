@@ -32,6 +32,7 @@ from leanllm_otel import otel_compat
 from leanllm_otel.client.calls import CallControl, CallPath, PendingCall
 from leanllm_otel.client.errors import ClientClosedError
 from leanllm_otel.client.events import Entry, EventsAPI
+from leanllm_otel.client.kept import KeptSpans, kept_source
 from leanllm_otel.client.routes import ClientSinks, check_compatible, has_sinks, live_config, shares_sinks
 from leanllm_otel.client.shared import SHARED, ConfigLevel
 from leanllm_otel.config import ConfigError, LeanLLMConfig
@@ -44,6 +45,7 @@ from leanllm_otel.redaction_mode import RedactionMode
 from leanllm_otel.settings import TelemetrySettings
 
 if TYPE_CHECKING:
+    from leanllm_otel.exporters.delivery import DropCounter
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.pipeline import Pipeline
     from leanllm_otel.store.queries import EventStore
@@ -79,6 +81,9 @@ class LeanLLM(CallPath, EventsAPI):
         self._ring: collections.deque[Entry] | None = collections.deque(maxlen=size) if size > 0 else None
         self._closed = False
         self._listener = self._on_end  # one bound method, so remove_end_listener finds it
+        self._kept = KeptSpans(self._is_pending)
+        self._drop_callback = self._forward_drop  # one bound method, registered once, so remove_callback finds it
+        self._drops_heard: DropCounter | None = None
         self._telemetry: Telemetry | None = None
         self._pipeline: Pipeline | None = None
         self._holds_shared = False
@@ -120,23 +125,32 @@ class LeanLLM(CallPath, EventsAPI):
             self._pipeline, self._holds_shared = pipeline, holds
             if routed and self._sinks is None:
                 self._sinks = ClientSinks(self.config, pipeline)
-                if self.hooks.dropped is not None:
-                    self._sinks.drops.add_callback(self._forward_drop)
             if self._sinks is not None:
                 self._sinks.attach(pipeline)
                 self._renderer = self._sinks.renderer
+                self._hear_drops(self._sinks.drops)
             else:
-                if pipeline is not None and self.hooks.dropped is not None:
-                    pipeline.drops.add_callback(self._forward_drop)
+                self._hear_drops(pipeline.drops if pipeline is not None else None)
                 hash_key = self.config.hash_key.get_secret_value().encode() if self.config.hash_key else None
                 self._renderer = (
                     pipeline.processor.renderer if pipeline is not None else Renderer(telemetry.settings, hash_key)
                 )
             self._level = ConfigLevel.between(self._settings, telemetry.settings)
+            self._kept.listen(kept_source(telemetry, pipeline))
             telemetry.add_end_listener(self._listener)
             self._telemetry = telemetry
             logger.debug("leanllm-otel client attached (shared pipeline: %s)", holds)
             return telemetry
+
+    def _hear_drops(self, drops: DropCounter | None) -> None:
+        """Forward ``drops`` (and no other counter) to the ``on_dropped_events`` hook: registered once."""
+        if self.hooks.dropped is None or drops is self._drops_heard:
+            return
+        if self._drops_heard is not None:
+            self._drops_heard.remove_callback(self._drop_callback)
+        self._drops_heard = drops
+        if drops is not None:
+            drops.add_callback(self._drop_callback)
 
     def _forward_drop(self, count: int, reason: str) -> None:
         if not self._closed:
@@ -318,6 +332,11 @@ class LeanLLM(CallPath, EventsAPI):
             holds, self._holds_shared = self._holds_shared, False
         if telemetry is not None:
             telemetry.remove_end_listener(self._listener)
+        self._kept.listen(None)
+        with self._lock:
+            drops, self._drops_heard = self._drops_heard, None
+        if drops is not None:
+            drops.remove_callback(self._drop_callback)
         try:
             if self._sinks is not None:  # only this client's own sinks: flushed and shut down
                 self._sinks.close(self.config.shutdown_timeout_ms)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,24 +21,32 @@ from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.context import (
     CallOptions,
-    LeanLLMContext,
-    chain_parent,
-    chain_set,
     current_call_options,
     current_context,
 )
 from leanllm_otel.errors import ErrorKind, error_kind, status_code_of
 from leanllm_otel.instrumentation.attributes import request_attributes, response_attributes
+from leanllm_otel.instrumentation.call_context import (
+    ID_RANDOM,
+    chain_advance,
+    context_attributes,
+    new_event_id,
+    rate_and_mode,
+    token_counts,
+)
 from leanllm_otel.instrumentation.credentials import credential_values
 from leanllm_otel.instrumentation.gate import Refused
 from leanllm_otel.processing.record import CallRecord, handing_over
-from leanllm_otel.processing.sampling import SAMPLED_OUT, clamp_rate, decide
-from leanllm_otel.redaction_mode import RedactionMode
+from leanllm_otel.processing.sampling import SAMPLED_OUT, decide
 
 if TYPE_CHECKING:
+    from leanllm_otel.instrumentation.deferred import Deferral, DeferredStart
     from leanllm_otel.instrumentation.gate import Admission, CallGate
     from leanllm_otel.instrumentation.telemetry import Telemetry
     from leanllm_otel.instrumentation.wrappers import OperationSpec
+
+
+_NO_RESPONSE: Any = object()  # a stream's end, or a call that is not deferred: no response object to read
 
 
 class Skip(Exception):
@@ -58,6 +64,7 @@ class Invocation:
     __slots__ = (
         "_ambient",
         "_args",
+        "_deferred",
         "_ended",
         "_kwargs",
         "_options",
@@ -96,7 +103,7 @@ class Invocation:
         self._args = args
         self._kwargs = kwargs  # a reference: read at start, and on failure to scrub credentials from the message
         settings = telemetry.settings
-        rate, per_call_mode = _rate_and_mode(options, ambient, settings.sampling_rate)
+        rate, per_call_mode = rate_and_mode(options, ambient, settings.sampling_rate)
         self._rate = rate
         self._per_call_mode = per_call_mode
         self.mode = settings.redaction_mode(per_call_mode)
@@ -104,22 +111,23 @@ class Invocation:
         self.stream = bool(kwargs.get("stream"))
         self.record: CallRecord | None = None
         self.admission: Admission | None = None
+        self._deferred: DeferredStart | None = None
         self.start_ns = time.time_ns()
         if rate < 1.0 and telemetry.gate is None:
             parent = get_current_span().get_span_context()
-            trace_id = parent.trace_id if parent.is_valid else _RANDOM.getrandbits(128) or 1
+            trace_id = parent.trace_id if parent.is_valid else ID_RANDOM.getrandbits(128) or 1
             if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
                 self._parent_context: context_api.Context | None = context_api.get_current()
                 self.span: Any = NonRecordingSpan(
-                    SpanContext(trace_id, _RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
+                    SpanContext(trace_id, ID_RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
                 )
                 return
         self.light = False
         self.sampled = True
         self._parent_context = None
-        self._open_span(self.start_ns)
+        self._open_span(self.start_ns, deferral=telemetry.deferral())
         if settings.wants_record(self.mode, per_call_mode is not None):
             self._keep_record(kwargs)
         gate = telemetry.gate
@@ -135,8 +143,8 @@ class Invocation:
             raise Refused(admission.refusal)
         self.admission = admission
 
-    def _open_span(self, start_ns: int, parent: Any = None) -> None:
-        """Start the SDK span with every attribute known before the call."""
+    def _open_span(self, start_ns: int, parent: Any = None, deferral: Deferral | None = None) -> None:
+        """Start the SDK span with every attribute known before the call (or, with ``deferral``, its stand-in)."""
         attributes = self._start_attributes()
         attributes[sc.LEANLLM_STREAM] = self.stream
         attributes[sc.LEANLLM_REQUEST_ID] = self.event_id
@@ -146,8 +154,14 @@ class Invocation:
             attributes[sc.LEANLLM_SAMPLED] = self.sampled
         attributes[sc.LEANLLM_REDACTION_MODE] = self.mode.value
         settings = self.telemetry.settings
-        _context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
+        context_attributes(attributes, self._options, self._ambient, settings.environment, settings.auto_chain)
         name = f"{self.operation} {attributes[sc.GEN_AI_REQUEST_MODEL]}".strip()
+        if deferral is not None:
+            deferred = deferral.open(name, attributes, context_api.get_current())
+            if deferred is not None:
+                self._deferred = deferred
+                self.span = deferred.span
+                return
         self.span = self.telemetry.tracer.start_span(
             name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
         )
@@ -162,6 +176,11 @@ class Invocation:
         if self._spec.output_type is not None:
             attributes[sc.GEN_AI_OUTPUT_TYPE] = self._spec.output_type
         return attributes
+
+    @property
+    def options(self) -> CallOptions | None:
+        """The per-call options this call was made with (the very object a ``LeanLLM`` client set), or None."""
+        return self._options
 
     def _keep_record(self, kwargs: Mapping[str, Any], *, sampled_in: bool = True) -> CallRecord:
         """The content snapshot: references and a shallow copy of the message list, nothing serialised here (a
@@ -195,15 +214,23 @@ class Invocation:
     def succeed(self, response: Any) -> None:
         if self._ended:
             return
-        if self.light:  # sampled out: only what the metrics need
+        if self.light:  # sampled out: only what the metrics need, read from the response where they are recorded
             try:
-                counts = _token_counts(response)
-                if self.operation == sc.OP_EMBEDDINGS:
-                    counts.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
-                self._end(counts, None)
+                self._end({}, None, response)
             except Exception:
                 log_internal_error("recording a sampled-out call")
             return
+        deferred = self._deferred is not None
+        # Deferred: the response's fields are read where the span is materialised (a reference travels).
+        attributes = {} if deferred else self._response_attributes(response)
+        try:
+            if self.record is not None:
+                self.record.response = response
+            self._end(attributes, None, response if deferred else _NO_RESPONSE)
+        except Exception:
+            log_internal_error("recording a response")
+
+    def _response_attributes(self, response: Any) -> dict[str, Any]:
         try:
             attributes = response_attributes(response)
             if self.operation == sc.OP_EMBEDDINGS:  # output tokens do not apply to embeddings (LiteLLM reports 0)
@@ -211,12 +238,7 @@ class Invocation:
         except Exception:
             attributes = {}  # the span still ends (and is counted); only the response fields are missing
             log_internal_error("reading a response")
-        try:
-            if self.record is not None:
-                self.record.response = response
-            self._end(attributes, None)
-        except Exception:
-            log_internal_error("recording a response")
+        return attributes
 
     def fail(self, exc: BaseException, extra: Mapping[str, Any] | None = None) -> None:
         if self._ended:
@@ -241,17 +263,40 @@ class Invocation:
         except Exception:
             log_internal_error("ending a stream")
 
-    def _end(self, attributes: dict[str, Any], exc: BaseException | None) -> None:
+    def _end(self, attributes: dict[str, Any], exc: BaseException | None, response: Any = _NO_RESPONSE) -> None:
         self._ended = True
         end_ns = time.time_ns()
         if self.light:
             if exc is None:
-                self._end_light(attributes, end_ns)
+                self._end_light(attributes, end_ns, response)
                 return
             # A sampled-out call failed: errors are always kept, so the real span is made now.
             self.light = False
             self._open_span(self.start_ns, parent=self._parent_context)
-        span = self.span
+        if decide(failed=exc is not None, drawn=self.sampled).kept:  # kept, as far as leanllm's own draw goes
+            try:
+                chain_advance(self.telemetry, self.event_id)
+            except Exception:
+                log_internal_error("advancing the call chain")
+        deferred = self._deferred
+        if deferred is not None:
+            if exc is None:
+                self._seal_record()  # on the caller's thread: the content is what was sent and returned by now
+                deferred.deferral.submit(_Ended(self, attributes, end_ns, response))
+            else:  # a failure is materialised before the call returns: errors are always kept
+                deferred.deferral.queue.run_now(_Ended(self, attributes, end_ns, response, exc))
+            return
+        self._close(self.span, attributes, exc, end_ns, seal=True)
+        self.telemetry.notify_end(self, self.span, exc)
+
+    def materialise(self, attributes: dict[str, Any], end_ns: int, response: Any, exc: BaseException | None) -> None:
+        """A deferred call becomes its SDK span: the ids, timestamps and content of the call."""
+        assert self._deferred is not None
+        if response is not _NO_RESPONSE:
+            attributes = self._response_attributes(response)
+        self._close(self._deferred.start_span(self.start_ns), attributes, exc, end_ns, seal=exc is not None)
+
+    def _close(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int, seal: bool) -> None:
         try:
             self._record_end(span, attributes, exc, end_ns)
         finally:
@@ -261,10 +306,10 @@ class Invocation:
                 current = getattr(span, "status", None)
                 if current is None or current.status_code is not StatusCode.ERROR:
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            self._seal_record()
+            if seal:
+                self._seal_record()
             with handing_over(self.record):
                 span.end(end_time=end_ns)
-        self.telemetry.notify_end(self, span, exc)
 
     def _seal_record(self) -> None:
         record = self.record
@@ -309,103 +354,51 @@ class Invocation:
             if status is not None and kind not in (ErrorKind.CONNECTION, ErrorKind.TIMEOUT):
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
         span.set_attributes(attributes)
-        if decide(failed=exc is not None, drawn=self.sampled).kept:  # kept, as far as leanllm's own draw goes
-            chain_advance(self.telemetry, self.event_id)
         self.telemetry.record_metrics(
             self.operation, getattr(span, "attributes", None) or {}, attributes, latency_ms / 1000.0, error_type
         )
 
-    def _end_light(self, attributes: dict[str, Any], end_ns: int) -> None:
-        """A sampled-out success: metrics and the sampled-out count, no span."""
+    def _end_light(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        """A sampled-out success: the sampled-out count, and metrics (on the materialising thread when deferred)."""
         SAMPLED_OUT.add()
-        telemetry = self.telemetry
+        deferral = self.telemetry.deferral()
+        if deferral is not None:
+            deferral.submit(_Ended(self, attributes, end_ns, response))
+            return
+        self.record_light_metrics(attributes, end_ns, response)
+        self.telemetry.notify_end(self, self.span, None)
+
+    def record_light_metrics(self, attributes: dict[str, Any], end_ns: int, response: Any) -> None:
+        if response is not _NO_RESPONSE:
+            attributes = token_counts(response)
+            if self.operation == sc.OP_EMBEDDINGS:
+                attributes.pop(sc.GEN_AI_USAGE_OUTPUT_TOKENS, None)
         start = self._start_attributes()
-        telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
-        telemetry.notify_end(self, self.span, None)
+        self.telemetry.record_metrics(self.operation, start, attributes, (end_ns - self.start_ns) / 1e9, None)
 
 
-def _token_counts(response: Any) -> dict[str, Any]:
-    usage = getattr(response, "usage", None)
-    counts: dict[str, Any] = {}
-    for attribute, names in (
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, ("prompt_tokens", "input_tokens")),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, ("completion_tokens", "output_tokens")),
-    ):
-        for name in names:
-            value = getattr(usage, name, None) if usage is not None else None
-            if isinstance(value, int):
-                counts[attribute] = value
-                break
-    return counts
+class _Ended:
+    """A deferred success waiting for the materialising thread: the invocation and what its end added."""
 
+    __slots__ = ("attributes", "end_ns", "exc", "invocation", "response")
 
-_RANDOM = random.Random()
-if hasattr(os, "register_at_fork"):
-    # A forked child must not repeat its parent's (or a sibling's) ids: reseed from os.urandom in every child.
-    os.register_at_fork(after_in_child=_RANDOM.seed)
+    def __init__(
+        self,
+        invocation: Invocation,
+        attributes: dict[str, Any],
+        end_ns: int,
+        response: Any,
+        exc: BaseException | None = None,
+    ) -> None:
+        self.invocation = invocation
+        self.attributes = attributes
+        self.end_ns = end_ns
+        self.response = response
+        self.exc = exc
 
-
-def new_event_id() -> str:
-    """A random (version 4) UUID string. ``uuid.uuid4`` reads ``os.urandom``, which releases the GIL on every call;
-    with LiteLLM's logging thread runnable the caller then waits for it. Event ids need uniqueness,
-    not unpredictability."""
-    value = (_RANDOM.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def _rate_and_mode(
-    options: CallOptions | None, ambient: LeanLLMContext | None, default_rate: float
-) -> tuple[float, RedactionMode | None]:
-    rate: float | None = options.sample if options is not None else None
-    if rate is None and ambient is not None:
-        rate = ambient.sample
-    mode = options.redaction_mode if options is not None else None
-    if mode is None and ambient is not None:
-        mode = ambient.redaction_mode
-    return clamp_rate(default_rate if rate is None else float(rate)), mode
-
-
-def _context_attributes(
-    attributes: dict[str, Any],
-    options: CallOptions | None,
-    ambient: LeanLLMContext | None,
-    default_environment: str | None,
-    auto_chain: bool,
-) -> None:
-    correlation_id = options.correlation_id if options is not None else None
-    parent_request_id = options.parent_request_id if options is not None else None
-    environment = default_environment
-    labels: dict[str, str] = {}
-    if ambient is not None:
-        correlation_id = correlation_id or ambient.correlation_id
-        parent_request_id = parent_request_id or ambient.parent_request_id
-        environment = ambient.environment or environment
-        labels.update(ambient.labels)
-        for key, value in (
-            (sc.LEANLLM_USER_ID, ambient.user_id),
-            (sc.LEANLLM_SESSION_ID, ambient.session_id),
-            (sc.LEANLLM_FEATURE, ambient.feature),
-        ):
-            if value is not None:
-                attributes[key] = str(value)
-        for tag, value in ambient.custom_tags.items():
-            attributes[sc.LEANLLM_TAG_PREFIX + str(tag)] = str(value)
-    if options is not None and options.labels:
-        labels.update(options.labels)
-    for key, value in labels.items():
-        attributes[sc.LEANLLM_LABEL_PREFIX + str(key)] = str(value)
-    if parent_request_id is None and auto_chain:
-        parent_request_id = chain_parent()
-    if correlation_id:
-        attributes[sc.LEANLLM_CORRELATION_ID] = str(correlation_id)
-        attributes[sc.GEN_AI_CONVERSATION_ID] = str(correlation_id)
-    if parent_request_id:
-        attributes[sc.LEANLLM_PARENT_REQUEST_ID] = str(parent_request_id)
-    if environment:
-        attributes[sc.LEANLLM_ENVIRONMENT] = str(environment)
-
-
-def chain_advance(telemetry: Telemetry, event_id: str) -> None:
-    if telemetry.settings.auto_chain:
-        chain_set(event_id)
+    def materialise(self) -> None:
+        invocation = self.invocation
+        if invocation.light:
+            invocation.record_light_metrics(self.attributes, self.end_ns, self.response)
+        else:
+            invocation.materialise(self.attributes, self.end_ns, self.response, self.exc)

@@ -11,6 +11,7 @@ from opentelemetry.trace import Span, Tracer, TracerProvider, get_tracer
 
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation.deferred import Deferral, DeferralCache
 from leanllm_otel.settings import TelemetrySettings
 from leanllm_otel.version import __version__
 
@@ -70,6 +71,7 @@ class Telemetry:
         self._lock = threading.Lock()
         # An opt-in gate (the guardrails' Guard): consulted at span start and end only when not None.
         self.gate: CallGate | None = None
+        self._deferrals = DeferralCache(self.tracer)
 
     def install_gate(self, gate: CallGate) -> None:
         """Consult ``gate`` on every call from now on (replacing any other)."""
@@ -79,6 +81,12 @@ class Telemetry:
         """Stop consulting ``gate`` (nothing happens when another one is installed)."""
         if self.gate is gate:
             self.gate = None
+
+    def deferral(self) -> Deferral | None:
+        """The deferred span path (``deferred.py``), when the pipeline is ours and nothing needs the span at once."""
+        if self.gate is not None or self._listeners:
+            return None
+        return self._deferrals.get()
 
     def add_end_listener(self, listener: EndListener) -> None:
         with self._lock:

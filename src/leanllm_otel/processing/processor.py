@@ -58,8 +58,9 @@ EndListener = Callable[[ReadableSpan, Keep], None]
 class SpanCounters:
     """Thread-safe counters readable from Python (``processor.counters.snapshot()``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
+        self._settle = settle
         self.kept = 0
         self.kept_errors = 0
         self.sampled_out = 0
@@ -71,6 +72,8 @@ class SpanCounters:
             setattr(self, name, getattr(self, name) + 1)
 
     def snapshot(self) -> dict[str, int]:
+        if self._settle is not None:
+            self._settle()
         with self._lock:
             return {
                 "kept": self.kept,
@@ -92,8 +95,10 @@ class LeanLLMSpanProcessor(SpanProcessor):
     ) -> None:
         self.settings = settings or TelemetrySettings()
         self.renderer = renderer or Renderer(self.settings)
-        self.counters = SpanCounters()
+        self.counters = SpanCounters(self._settle)
         self._downstream: tuple[SpanProcessor, ...] = ()
+        # Calls ended but not yet spans (deferred materialisation): drained before flush, shutdown, counters.
+        self._pending: tuple[tuple[Callable[[], None], Callable[[], None]], ...] = ()
         self._lock = threading.Lock()
         self._drop_counter = drop_counter
         self._end_listeners: tuple[EndListener, ...] = ()
@@ -115,6 +120,18 @@ class LeanLLMSpanProcessor(SpanProcessor):
         with self._lock:
             self._end_listeners = (*self._end_listeners, listener)
 
+    def add_pending_source(self, drain: Callable[[], None], stop: Callable[[], None]) -> None:
+        """Something holding ended calls that will reach ``on_end`` later; ``drain`` delivers them now."""
+        with self._lock:
+            self._pending = (*self._pending, (drain, stop))
+
+    def _settle(self, stop: bool = False) -> None:
+        for drain, halt in self._pending:
+            try:
+                (halt if stop else drain)()
+            except Exception:
+                log_internal_error("delivering deferred spans")
+
     @property
     def downstream(self) -> tuple[SpanProcessor, ...]:
         return self._downstream
@@ -122,6 +139,11 @@ class LeanLLMSpanProcessor(SpanProcessor):
     @property
     def drop_counter(self) -> Any:
         return self._drop_counter
+
+    def remove_end_listener(self, listener: EndListener) -> None:
+        """Stop calling ``listener`` (the same object given to :meth:`add_end_listener`)."""
+        with self._lock:
+            self._end_listeners = tuple(item for item in self._end_listeners if item is not listener)
 
     # --- SpanProcessor ----------------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -169,6 +191,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
         return None, None
 
     def shutdown(self) -> None:
+        self._settle(stop=True)
         for processor in self._downstream:
             try:
                 processor.shutdown()
@@ -176,6 +199,7 @@ class LeanLLMSpanProcessor(SpanProcessor):
                 log_internal_error("shutting down a downstream processor")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._settle()
         ok = True
         for processor in self._downstream:
             try:

@@ -5,7 +5,8 @@ application's head sampler dropped never; otherwise the draw :func:`keeps`, a pu
 the same bound ``TraceIdRatioBased`` uses, so all LLM calls of one trace are kept or dropped together and a higher
 rate keeps a superset of a lower one. The invocation draws it at span start (to skip content work; recorded on the
 span as ``leanllm.sampled`` when the rate is below 1), the processor (:func:`span_decision`) follows it at span
-end, and so do the entry-point exporter and the client: no one else re-decides.
+end, and so does the entry-point exporter; the client hears the processor's decision (its end listener) and
+applies :func:`span_decision` itself only when no leanllm processor sees its spans: no one else re-decides.
 
 A leaf module (opentelemetry and ``semconv`` only): the hot path imports it, not the processor.
 """
