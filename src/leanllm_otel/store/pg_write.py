@@ -49,15 +49,15 @@ class UnnestInsert:
             self._statements[key] = sql
         return sql
 
-    async def write(self, engine: AsyncEngine, columns: list[str], records: Sequence[tuple[Any, ...]]) -> None:
-        """Write ``records`` (values of ``columns``, converted for asyncpg) as one statement in one transaction.
+    async def write(self, engine: AsyncEngine, columns: list[str], arrays: Sequence[list[Any]]) -> None:
+        """Write ``arrays`` (one per column of ``columns``, values converted for asyncpg) as one statement in one
+        transaction.
 
         The engine runs without pre-ping (three round trips per write): a connection found dead here is dropped
         and the write tried once more on a new one, before any row was sent or after a write whose answer was lost
         (the conflict clause makes the repeat harmless).
         """
         sql = self.sql(columns)
-        arrays = [list(values) for values in zip(*records, strict=True)]
         for attempt in (1, 2):
             async with engine.connect() as connection:
                 driver = (await connection.get_raw_connection()).driver_connection

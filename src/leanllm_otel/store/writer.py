@@ -191,11 +191,11 @@ class EventWriter:
             raise
 
     async def _write_unnest(
-        self, engine: AsyncEngine, unnest: UnnestInsert, columns: list[str], records: list[tuple[Any, ...]]
+        self, engine: AsyncEngine, unnest: UnnestInsert, columns: list[str], arrays: list[list[Any]]
     ) -> None:
         await self._ensure_schema(engine)
         try:
-            await unnest.write(engine, columns, records)
+            await unnest.write(engine, columns, arrays)
         except sa_exc.OperationalError:
             await engine.dispose()  # see _write
             raise
@@ -204,8 +204,8 @@ class EventWriter:
         try:
             unnest = self._unnest_insert()
             if unnest is not None:
-                columns, records = self.prepared().records(rows)
-                self._db.run(lambda engine: self._write_unnest(engine, unnest, columns, records), self._timeout_s)
+                columns, arrays = self.prepared().arrays(rows)
+                self._db.run(lambda engine: self._write_unnest(engine, unnest, columns, arrays), self._timeout_s)
                 return
             statements = self.prepared().statements(rows)  # a value it cannot encode is a PermanentError
             self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
