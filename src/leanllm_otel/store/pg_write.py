@@ -77,11 +77,14 @@ class UnnestInsert:
 
 
 def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection, not the write, failed: a socket error, a session the server ended
+    (SQLSTATE classes 08 and 57, e.g. ``pg_terminate_backend``), or asyncpg's state for it broken."""
     if isinstance(exc, (ConnectionError, OSError)):
         return True
-    from asyncpg.exceptions import ConnectionDoesNotExistError, InterfaceError, PostgresConnectionError
+    from asyncpg.exceptions import OperatorInterventionError, PostgresConnectionError
+    from asyncpg.exceptions._base import InterfaceError, InternalClientError
 
-    return isinstance(exc, (ConnectionDoesNotExistError, PostgresConnectionError, InterfaceError))
+    return isinstance(exc, (PostgresConnectionError, OperatorInterventionError, InterfaceError, InternalClientError))
 
 
 def is_refused_value(exc: BaseException) -> bool:
