@@ -157,3 +157,49 @@ def test_a_row_the_database_refuses_costs_only_that_row(db_url: str) -> None:
             assert store.get_event(span_to_event(too_wide).event_id) is None
     finally:
         exporter.shutdown()
+
+
+# --- PostgreSQL's unnest write --------------------------------------------------------------------------------
+
+
+def test_column_wise_values_are_the_multi_row_statement_values() -> None:
+    prepared = PreparedInsert(asyncpg.dialect())
+    recorded_at = datetime.now(timezone.utc)
+    rows = [SQLSpanExporter.event_to_row(span_to_event(s), recorded_at) for s in _spans_of_every_shape(9)]
+    rows = [{k: v for k, v in row.items() if k in events.c} for row in rows]
+    columns, arrays = prepared.arrays(rows)
+    assert columns == [column.key for column in events.c if column.key in columns]  # table order
+    [(_, parameters)] = prepared.statements(rows)
+    width = len(columns)
+    per_row = [parameters[i * width : (i + 1) * width] for i in range(len(rows))]
+    assert [list(values) for values in zip(*per_row, strict=True)] == arrays
+
+
+def test_postgres_write_survives_pooled_connections_killed_by_the_server(postgres_url: str) -> None:
+    import asyncio
+
+    import asyncpg as driver
+
+    exporter = SQLSpanExporter(config=fast_config(postgres_url, retry_max_attempts=1))
+    try:
+        assert exporter.export([make_llm_span() for _ in range(3)]).name == "SUCCESS"
+
+        async def terminate_others() -> int:
+            connection = await driver.connect(postgres_url)
+            try:
+                killed = await connection.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                return len(killed)
+            finally:
+                await connection.close()
+
+        assert asyncio.run(terminate_others()) >= 1  # the exporter's pooled connection
+        # No pre-ping and a single attempt: the write itself notices the dead connection and uses a new one.
+        assert exporter.export([make_llm_span() for _ in range(4)]).name == "SUCCESS", exporter.drops.by_reason()
+        assert exporter.drops.total == 0
+        with EventStore(postgres_url) as store:
+            assert store.count_events() == 7
+    finally:
+        exporter.shutdown()

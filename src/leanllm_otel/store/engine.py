@@ -86,11 +86,18 @@ def read_only_sqlite_url(async_url: str) -> str:
 
 
 def create_engine(
-    async_url: str, *, sqlite_busy_timeout_ms: int = 5000, connect_timeout_s: float = 10.0, read_only: bool = False
+    async_url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 5000,
+    connect_timeout_s: float = 10.0,
+    read_only: bool = False,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An ``AsyncEngine`` for ``async_url`` (from :func:`async_database_url`), tuned per backend.
 
     ``read_only``: SQLite files open in ``mode=ro``; PostgreSQL sessions default to read-only transactions.
+    ``pre_ping=False``: PostgreSQL connections are not checked out with a ping (three round trips) but used as they
+    are; for a caller that handles a dead connection itself (``store.pg_write``).
     """
     if is_sqlite(async_url):
         if read_only:
@@ -117,7 +124,7 @@ def create_engine(
         return engine
     return create_async_engine(
         async_url,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_size=2,
         max_overflow=2,
         pool_timeout=connect_timeout_s,
@@ -290,8 +297,10 @@ class Database:
         name: str = "leanllm-sql",
         sqlite_busy_timeout_ms: int = 5000,
         connect_timeout_s: float = 10.0,
+        pre_ping: bool = True,
     ) -> None:
         self.async_url = async_database_url(database_url)
+        self._pre_ping = pre_ping
         self.masked_url = mask_url(database_url)
         self._busy_ms = sqlite_busy_timeout_ms
         self._connect_timeout_s = connect_timeout_s
@@ -323,7 +332,10 @@ class Database:
         """The engine (created on first use, on the loop thread)."""
         if self._engine is None:
             self._engine = create_engine(
-                self.async_url, sqlite_busy_timeout_ms=self._busy_ms, connect_timeout_s=self._connect_timeout_s
+                self.async_url,
+                sqlite_busy_timeout_ms=self._busy_ms,
+                connect_timeout_s=self._connect_timeout_s,
+                pre_ping=self._pre_ping,
             )
         return self._engine
 

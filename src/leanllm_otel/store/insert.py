@@ -243,15 +243,35 @@ class PreparedInsert:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             plan = self._plan(bound, len(chunk))
-            slots = plan.slots
             parameters: list[Any] = []
             for row in chunk:
-                values = plan.defaults.copy()
-                for name, value in row.items():
-                    slot = slots.get(name)
-                    if slot is not None:
-                        index, convert = slot
-                        values[index] = value if convert is None else convert(value)
-                parameters.extend(values)
+                parameters.extend(_values(plan, row))
             result.append((plan.sql, tuple(parameters)))
         return result
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+        """``rows`` column-wise: ``(columns, one list of converted values per column)``, the columns some row (or a
+        non-NULL default) sets, in table order, for a write of one array per column (``store.pg_write``)."""
+        bound = self._always_bound.union(*(row.keys() for row in rows)) & frozenset(self._columns)
+        plan = self._plan(bound, 1)
+        arrays: list[list[Any]] = []
+        for name, (index, convert) in plan.slots.items():
+            default = plan.defaults[index]
+            # One comprehension per column: much cheaper than filling every row's value list in a Python loop.
+            if convert is None:
+                arrays.append([row.get(name, default) for row in rows])
+            else:
+                arrays.append([convert(row[name]) if name in row else default for row in rows])
+        return list(plan.slots), arrays
+
+
+def _values(plan: _Plan, row: Mapping[str, Any]) -> list[Any]:
+    """One row's bound values for ``plan``: its defaults, overwritten with the row's converted fields."""
+    values = plan.defaults.copy()
+    slots = plan.slots
+    for name, value in row.items():
+        slot = slots.get(name)
+        if slot is not None:
+            index, convert = slot
+            values[index] = value if convert is None else convert(value)
+    return values

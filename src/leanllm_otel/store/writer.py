@@ -2,7 +2,9 @@
 ingest service's sink.
 
 A write is one transaction of multi-row ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` statements
-(:class:`~leanllm_otel.store.insert.PreparedInsert`). When the database refuses a batch, the rows are written one
+(:class:`~leanllm_otel.store.insert.PreparedInsert`) on SQLite, one ``INSERT ... SELECT FROM unnest(...)`` statement
+on PostgreSQL (:class:`~leanllm_otel.store.pg_write.UnnestInsert`). When the database refuses a batch, the rows
+are written one
 by one, and a refused row once more with what the store cannot carry repaired (lone surrogates; NUL in
 PostgreSQL). Failures are classified as :class:`~leanllm_otel.delivery_errors.RetryableError` (the store may
 recover) or :class:`~leanllm_otel.delivery_errors.PermanentError` (this batch never will); retrying is the
@@ -29,6 +31,7 @@ from leanllm_otel.event import LLMEvent
 from leanllm_otel.repair import repair, with_repair_finding
 from leanllm_otel.store import engine as db
 from leanllm_otel.store.insert import PreparedInsert
+from leanllm_otel.store.pg_write import UnnestInsert, is_refused_value
 from leanllm_otel.store.schema import events
 
 __all__ = ["EventWriter", "classify"]
@@ -61,6 +64,8 @@ def classify(exc: BaseException) -> Exception:
     if isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError)):
         # A value the driver cannot bind (an int wider than 64 bits, a lone surrogate): this row never will.
         return PermanentError(f"unwritable_row: {type(exc).__name__}")
+    if type(exc).__module__.startswith("asyncpg") and is_refused_value(exc):  # the unnest write, unwrapped
+        return PermanentError(f"rejected_by_database: {type(exc).__name__}")
     if isinstance(exc, TimeoutError):
         return RetryableError("timeout")
     return RetryableError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
@@ -85,12 +90,14 @@ class EventWriter:
             name=name,
             sqlite_busy_timeout_ms=sqlite_busy_timeout_ms,
             connect_timeout_s=min(10.0, timeout_s),
+            pre_ping=False,  # its PostgreSQL write checks the connection itself (store.pg_write); SQLite has no ping
         )
         self._schema_ready = not auto_migrate
         # SQLite stores NUL in text; PostgreSQL refuses it in text and JSONB (lone surrogates: neither).
         self._refuses_nul = make_url(self._db.async_url).get_backend_name() != "sqlite"
         self._migration: asyncio.Future[None] | None = None
         self._insert: PreparedInsert | None = None
+        self._unnest: UnnestInsert | None = None
         db.preload(self._db.async_url)  # before any background work: see its docstring (fork safety)
         self._start_migration: concurrent.futures.Future[None] | None = None
         if auto_migrate:
@@ -126,6 +133,12 @@ class EventWriter:
         if self._insert is None:
             self._insert = PreparedInsert(make_url(self._db.async_url).get_dialect()())
         return self._insert
+
+    def _unnest_insert(self) -> UnnestInsert | None:
+        """The unnest write on PostgreSQL (``store.pg_write``); None on SQLite, which takes the multi-row INSERT."""
+        if self._unnest is None and self._refuses_nul:
+            self._unnest = UnnestInsert(make_url(self._db.async_url).get_dialect()())
+        return self._unnest
 
     async def _ensure_schema(self, engine: AsyncEngine) -> None:
         # Runs on the loop thread only, so no lock: concurrent callers share one migration task.
@@ -177,8 +190,23 @@ class EventWriter:
             await engine.dispose()
             raise
 
+    async def _write_unnest(
+        self, engine: AsyncEngine, unnest: UnnestInsert, columns: list[str], arrays: list[list[Any]]
+    ) -> None:
+        await self._ensure_schema(engine)
+        try:
+            await unnest.write(engine, columns, arrays)
+        except sa_exc.OperationalError:
+            await engine.dispose()  # see _write
+            raise
+
     def _attempt(self, rows: list[dict[str, Any]]) -> None:
         try:
+            unnest = self._unnest_insert()
+            if unnest is not None:
+                columns, arrays = self.prepared().arrays(rows)
+                self._db.run(lambda engine: self._write_unnest(engine, unnest, columns, arrays), self._timeout_s)
+                return
             statements = self.prepared().statements(rows)  # a value it cannot encode is a PermanentError
             self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
         except Exception as exc:
