@@ -13,6 +13,10 @@ and never to the process pipeline's own store (a ``local`` processor), which rec
 (``litellm.completion`` called directly, or a client whose sinks are the pipeline's own). A request id bound by two
 different routes at once cannot be told apart: such a call goes to neither route's store (logged), never to the
 wrong tenant.
+
+The binding lasts while the call is in flight, so a routed span must end before its call returns: it does, because
+a client registers an end listener and ``instrumentation/deferred.py`` defers no span while one is registered. A
+change that lets a client's calls defer must carry the route in the call record first.
 """
 
 from __future__ import annotations
