@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import Tracer
+from opentelemetry.sdk.trace import ReadableSpan, Tracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
@@ -44,6 +44,7 @@ from opentelemetry.util.types import Attributes
 
 from leanllm_otel import otel_compat
 from leanllm_otel._internal import log_internal_error
+from leanllm_otel.instrumentation import direct
 
 # Set False to take the SDK span path everywhere (benchmarks compare both in one process).
 ENABLED = True
@@ -62,6 +63,8 @@ class Front(Protocol):
     def downstream(self) -> tuple[Any, ...]: ...
 
     def add_pending_source(self, drain: Callable[[], None], stop: Callable[[], None]) -> None: ...
+
+    def on_end(self, span: ReadableSpan) -> None: ...
 
 
 class Job(Protocol):
@@ -144,7 +147,14 @@ class DeferredStart:
         self.attributes = result.attributes
         self.span = span
 
-    def start_span(self, start_ns: int) -> Any:
+    def start_span(self, start_ns: int, success: bool) -> Any:
+        """The span to end: for a success on a provider whose only processor is ours, a ``DirectSpan`` that
+        becomes its ``ReadableSpan`` at ``end``; otherwise the SDK span (``sdk_span``)."""
+        if success and self.deferral.direct:
+            return direct.DirectSpan(self, start_ns)
+        return self.sdk_span(start_ns)
+
+    def sdk_span(self, start_ns: int) -> Any:
         """The SDK span, with the ids and decision taken at start (on whatever thread materialises it)."""
         _PRESET.start = self
         try:
@@ -162,8 +172,9 @@ class DeferredStart:
 class Deferral:
     """One tracer's deferred path onto one ``LeanLLMSpanProcessor``'s queue."""
 
-    def __init__(self, tracer: Tracer, processor: Front) -> None:
+    def __init__(self, tracer: Tracer, processor: Front, sole: bool = False) -> None:
         self.processor = processor
+        self.direct = direct.eligible(tracer, sole)  # successes skip the SDK _Span (direct.py)
         self.queue = queue_of(processor)
         self._sampler: Sampler = tracer.sampler
         self._ids: IdGenerator = tracer.id_generator
@@ -333,7 +344,10 @@ class DeferralCache:
         if downstream is not self._downstream:
             self._downstream = downstream
             eligible = bool(downstream) and all(isinstance(p, BatchSpanProcessor) for p in downstream)
-            self._deferral = Deferral(self._tracer, ours) if eligible else None
+            sole = (
+                isinstance(self._key, tuple) and len(self._key) == 1
+            )  # ours is the provider's only processor: nothing observes the _Span
+            self._deferral = Deferral(self._tracer, ours, sole) if eligible else None
         return self._deferral
 
 

@@ -294,7 +294,8 @@ class Invocation:
         assert self._deferred is not None
         if response is not _NO_RESPONSE:
             attributes = self._response_attributes(response)
-        self._close(self._deferred.start_span(self.start_ns), attributes, exc, end_ns, seal=exc is not None)
+        span = self._deferred.start_span(self.start_ns, success=exc is None)
+        self._close(span, attributes, exc, end_ns, seal=exc is not None)
 
     def _close(self, span: Any, attributes: dict[str, Any], exc: BaseException | None, end_ns: int, seal: bool) -> None:
         try:

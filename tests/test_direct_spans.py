@@ -1,0 +1,178 @@
+"""``instrumentation/direct.py``: when our processor is the provider's only one, a deferred success becomes its
+``ReadableSpan`` without the SDK ``_Span``. It must be the span the SDK path makes (name, ids, flags, parent,
+resource, scope, timestamps, attribute values and their types), and any other provider shape, span limit or an
+error keeps the SDK path."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import litellm
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+import leanllm_otel
+from leanllm_otel import CallOptions, use_call_options
+from leanllm_otel import semconv as sc
+from leanllm_otel.instrumentation import deferred
+from leanllm_otel.instrumentation.instrumentor import LeanLLMInstrumentor
+from leanllm_otel.pipeline import Pipeline
+from leanllm_otel.processing.sampling import LeanLLMSampler
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+VARYING = {sc.LEANLLM_REQUEST_ID, sc.LEANLLM_LATENCY_MS, sc.GEN_AI_RESPONSE_ID}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("LEANLLM_", "OTEL_")):
+            monkeypatch.delenv(name)
+
+
+class Sole:
+    def __init__(self, pipeline: Pipeline, provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+        self.pipeline = pipeline
+        self.provider = provider
+        self.exporter = exporter
+
+    def spans(self) -> dict[str, ReadableSpan]:
+        assert self.pipeline.force_flush(10_000)
+        return {
+            str(s.attributes[sc.LEANLLM_REQUEST_ID]): s
+            for s in self.exporter.get_finished_spans()
+            if s.attributes and sc.LEANLLM_REQUEST_ID in s.attributes
+        }
+
+
+@pytest.fixture
+def sole() -> Iterator[Any]:
+    made: list[Pipeline] = []
+
+    def make(limits: SpanLimits | None = None, **options: Any) -> Sole:
+        provider = TracerProvider(sampler=LeanLLMSampler(leanllm_otel.pipeline.default_sampler()), span_limits=limits)
+        exporter = InMemorySpanExporter()
+        pipeline = leanllm_otel.configure(
+            tracer_provider=provider, enable_persistence=False, exporters=[exporter], otlp=False, **options
+        )
+        made.append(pipeline)
+        return Sole(pipeline, provider, exporter)
+
+    yield make
+    for pipeline in made:
+        pipeline.shutdown(5000)
+
+
+def _deferral() -> deferred.Deferral:
+    telemetry = LeanLLMInstrumentor().telemetry
+    assert telemetry is not None
+    found = telemetry.deferral()
+    assert found is not None
+    return found
+
+
+def _complete(**kwargs: Any) -> Any:
+    return litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response="hello", **kwargs)
+
+
+def _pair(setup: Sole, **kwargs: Any) -> tuple[ReadableSpan, ReadableSpan]:
+    with use_call_options(CallOptions(request_id="direct", labels={"team": "a"})):
+        _complete(**kwargs)
+    with deferred.disabled(), use_call_options(CallOptions(request_id="sdk", labels={"team": "a"})):
+        _complete(**kwargs)
+    spans = setup.spans()
+    return spans["direct"], spans["sdk"]
+
+
+def _same_span(direct: ReadableSpan, sdk: ReadableSpan) -> None:
+    assert direct.name == sdk.name and direct.kind is sdk.kind
+    assert direct.status.status_code is sdk.status.status_code is StatusCode.UNSET
+    assert direct.instrumentation_scope == sdk.instrumentation_scope and direct.resource == sdk.resource
+    assert direct.events == sdk.events == () and direct.links == sdk.links == ()
+    assert direct.context is not None and sdk.context is not None
+    assert direct.context.trace_flags == sdk.context.trace_flags and direct.context.trace_flags.sampled
+    assert direct.context.trace_state == sdk.context.trace_state and not direct.context.is_remote
+    ours = {k: v for k, v in (direct.attributes or {}).items() if k not in VARYING}
+    theirs = {k: v for k, v in (sdk.attributes or {}).items() if k not in VARYING}
+    assert ours == theirs
+    assert {k: type(v) for k, v in ours.items()} == {k: type(v) for k, v in theirs.items()}  # tuples stay tuples
+    assert list(ours) == list(theirs)  # and in the same order
+    assert direct.start_time is not None and direct.end_time is not None
+    latency_ns = float((direct.attributes or {})[sc.LEANLLM_LATENCY_MS]) * 1e6  # type: ignore[arg-type]
+    assert abs((direct.end_time - direct.start_time) - latency_ns) < 1_000
+
+
+def test_a_sole_processor_gets_the_span_the_sdk_path_makes(sole: Any) -> None:
+    setup = sole()
+    assert _deferral().direct
+    direct, sdk = _pair(setup, temperature=0.3, stop=["END", "STOP"], max_tokens=20)
+    _same_span(direct, sdk)
+    assert (direct.attributes or {})[sc.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END", "STOP")
+    assert direct.parent is None and sdk.parent is None
+
+
+def test_the_direct_span_nests_under_the_callers_span(sole: Any) -> None:
+    setup = sole()
+    tracer = setup.provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as outer, use_call_options(CallOptions(request_id="inner")):
+        _complete()
+    span = setup.spans()["inner"]
+    assert span.parent is not None and span.parent.span_id == outer.get_span_context().span_id
+    assert span.context is not None and span.context.trace_id == outer.get_span_context().trace_id
+
+
+def test_errors_and_sampled_out_calls_are_unchanged_on_a_sole_processor(sole: Any) -> None:
+    setup = sole(sampling_rate=0.0)
+    assert _deferral().direct
+    for _ in range(3):
+        _complete()
+    with use_call_options(CallOptions(request_id="error")), contextlib.suppress(Exception):
+        litellm.completion(model="gpt-4o-mini", messages=MESSAGES, mock_response=Exception("boom"))
+    with use_call_options(CallOptions(request_id="kept", sample=1.0)):
+        _complete()
+    spans = setup.spans()
+    assert set(spans) == {"error", "kept"}
+    assert spans["error"].status.status_code is StatusCode.ERROR
+    assert [e.name for e in spans["error"].events] == [sc.EXCEPTION_EVENT]
+    counters = setup.pipeline.counters
+    assert counters["kept"] == 1 and counters["kept_errors"] == 1 and counters["sampled_out"] >= 3
+
+
+def test_a_value_length_limit_keeps_the_sdk_path(sole: Any) -> None:
+    setup = sole(limits=SpanLimits(max_span_attribute_length=4))
+    assert not _deferral().direct
+    with use_call_options(CallOptions(request_id="limited")):
+        _complete()
+    (span,) = setup.spans().values()
+    attributes = span.attributes or {}
+    assert attributes[sc.GEN_AI_REQUEST_MODEL] == "gpt-" and attributes[sc.LEANLLM_REQUEST_ID] == "limi"  # as set
+
+
+def test_an_attribute_count_limit_is_honoured(sole: Any) -> None:
+    setup = sole(limits=SpanLimits(max_span_attributes=5))
+    _complete()
+    with deferred.disabled():
+        _complete()
+    assert setup.pipeline.force_flush(10_000)
+    direct, sdk = [s for s in setup.exporter.get_finished_spans() if s.name.startswith("chat")]
+    assert len(direct.attributes or {}) == len(sdk.attributes or {}) == 5  # the oldest dropped, as the SDK does
+    assert list(direct.attributes or {}) == list(sdk.attributes or {})
+    assert direct.dropped_attributes == sdk.dropped_attributes > 0
+
+
+def test_a_processor_added_to_the_provider_later_ends_the_direct_path(sole: Any) -> None:
+    setup = sole()
+    assert _deferral().direct
+    user = InMemorySpanExporter()
+    setup.provider.add_span_processor(SimpleSpanProcessor(user))
+    assert not _deferral().direct
+    with use_call_options(CallOptions(request_id="seen")):
+        _complete()
+    assert "seen" in setup.spans()
+    assert [s for s in user.get_finished_spans() if (s.attributes or {}).get(sc.LEANLLM_REQUEST_ID) == "seen"]
