@@ -16,6 +16,7 @@ import dataclasses
 import gc
 import json
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -38,11 +39,12 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=200)
     parser.add_argument("--workload", default="mock_sync")
     parser.add_argument("--modes", default="bare,in,out")
+    parser.add_argument("--options", default="{}", help="configure() options (JSON), e.g. '{\"batch_size\": 20}'")
     parser.add_argument("--yappi", action="store_true", help="profile one block per mode instead (yappi, CPU clock)")
     args = parser.parse_args()
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    setup = worker.OursSetup({})
+    setup = worker.OursSetup(json.loads(args.options))
     telemetry = setup.pipeline.instrumentor.telemetry
     settings_in = telemetry.settings
     settings_out = dataclasses.replace(settings_in, sampling_rate=0.0)
@@ -104,6 +106,7 @@ def main() -> None:
         order = modes[r % len(modes):] + modes[: r % len(modes)]
         for mode in order:
             before = _thread_cpu()
+            usage0 = resource.getrusage(resource.RUSAGE_THREAD)
             cpu0 = time.process_time()
             gc0 = gc_time[0]
             counts0 = [st["collections"] for st in gc.get_stats()]
@@ -112,10 +115,15 @@ def main() -> None:
             counts = [st["collections"] - c for st, c in zip(gc.get_stats(), counts0, strict=True)]
             total = time.process_time() - cpu0
             after = _thread_cpu()
+            usage = resource.getrusage(resource.RUSAGE_THREAD)
             groups: dict[str, float] = defaultdict(float)
             for ident, (name, value) in after.items():
                 groups[_group(name)] += value - before.get(ident, (name, 0.0))[1]
+            groups["(short-lived threads: process - the rest)"] = total - sum(groups.values())
             groups["(process)"] = total
+            # The caller's context switches (x1e6 per call): voluntary ones are waits (the GIL, a lock, I/O).
+            groups["(caller voluntary switches x1e6)"] = usage.ru_nvcsw - usage0.ru_nvcsw
+            groups["(caller involuntary switches x1e6)"] = usage.ru_nivcsw - usage0.ru_nivcsw
             groups["(gc, all threads)"] = groups_gc
             for generation, count in enumerate(counts):
                 groups[f"(gc gen{generation} collections x1e6)"] = count
@@ -126,10 +134,10 @@ def main() -> None:
     out: dict[str, Any] = {"workload": args.workload, "rounds": args.rounds, "block": args.block}
     for mode in modes:
         # Medians hide the rare full collections: the collector's rows are means over the rounds.
-        row = {
-            n: round((statistics.fmean if n.startswith("(gc") else statistics.median)(per_mode[mode][n] or [0.0]), 1)
-            for n in names
-        }
+        row = {}
+        for n in names:
+            summary = statistics.fmean if n.startswith(("(gc", "(caller")) else statistics.median
+            row[n] = round(summary(per_mode[mode][n] or [0.0]), 1)
         row["caller p50"] = round(statistics.median(p50s[mode]), 1)
         out[mode] = row
     if "bare" in modes:

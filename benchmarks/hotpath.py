@@ -52,7 +52,7 @@ def _interleaved(calls: dict[str, Callable[[], Any]], n: int, repeats: int) -> d
     }
 
 
-def build(sampling_rate: float, capture: bool = False) -> tuple[Callable[[], Any], Any]:
+def build(sampling_rate: float, capture: bool = False, prompt: str | None = None) -> tuple[Callable[[], Any], Any]:
     import litellm
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -77,7 +77,8 @@ def build(sampling_rate: float, capture: bool = False) -> tuple[Callable[[], Any
     response = litellm.completion(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="Hello from the benchmark."
     )
-    kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello " * 16}], "temperature": 0.2}
+    content = "hello " * 16 if prompt is None else prompt
+    kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}], "temperature": 0.2}
 
     def original(*args: Any, **kw: Any) -> Any:
         return response
