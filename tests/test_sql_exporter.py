@@ -369,3 +369,52 @@ def test_config_argument_with_url_override(sqlite_url: str) -> None:
         assert exporter.export([make_llm_span()]) is SpanExportResult.SUCCESS
     finally:
         exporter.shutdown()
+
+
+def test_shutdown_stops_a_sqlite_write_waiting_for_another_writers_lock(sqlite_url: str) -> None:
+    # A 60 s busy timeout: the write waits for the lock in slices, so shutdown ends the wait and counts the batch.
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url, retry_max_attempts=5), sqlite_busy_timeout_ms=60_000)
+    assert exporter.export([make_llm_span()]) is SpanExportResult.SUCCESS
+    locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")
+    results: list[SpanExportResult] = []
+    writing = threading.Thread(target=lambda: results.append(exporter.export([make_llm_span() for _ in range(4)])))
+    try:
+        writing.start()
+        time.sleep(0.3)
+        assert writing.is_alive()  # waiting for the lock
+        exporter.shutdown(timeout_millis=5_000)
+        writing.join(10)
+        assert not writing.is_alive()
+        assert results == [SpanExportResult.FAILURE]
+        assert exporter.drops.by_reason() == {"shutdown": 4}
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        writing.join(60)
+    assert _count(sqlite_url) == 1
+
+
+def test_a_sqlite_batch_is_written_on_the_exporting_thread_in_one_transaction(sqlite_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url))
+    try:
+        exporter.migrate(10)
+        threads: set[int] = set()
+        statements: list[str] = []
+        writer = exporter._writer._sqlite
+        assert writer is not None
+        connection = writer._connected()
+
+        def trace(statement: str) -> None:
+            threads.add(threading.get_ident())
+            statements.append(" ".join(statement.split()[:3]).upper())
+
+        connection.set_trace_callback(trace)
+        assert exporter.export([make_llm_span() for _ in range(300)]) is SpanExportResult.SUCCESS
+        assert threads == {threading.get_ident()}
+        # One statement, its own transaction: no BEGIN / COMMIT round trips.
+        assert "INSERT INTO LEANLLM_EVENTS" in statements
+        assert not [s for s in statements if s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+        assert _count(sqlite_url) == 300
+    finally:
+        exporter.shutdown()

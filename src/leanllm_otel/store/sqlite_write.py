@@ -8,7 +8,10 @@ released once, for SQLite's own work, and taken back once. A batch that fits in 
 allows about a thousand events) is that statement alone, which SQLite runs as its own transaction, atomic as
 before; longer batches are wrapped in ``BEGIN IMMEDIATE`` / ``COMMIT``.
 
-One connection per store and process, used by one writer at a time (SQLite admits one writer anyway). After an
+The busy timeout (another process or connection holding the file's write lock) is waited out here, in slices of
+50 ms, rather than inside SQLite, whose busy handler ``interrupt()`` cannot end: a store being shut down stops waiting
+within a slice. One connection per store and process, used by one writer at a time (SQLite admits one writer anyway).
+After an
 ``OperationalError`` (locked past the busy timeout, read-only file, full disk) the connection is closed, so the next
 attempt opens a fresh one: SQLite keeps a connection read-only once it saw a read-only file. :meth:`SqliteWrite.close`
 interrupts a write still running (``sqlite3.Connection.interrupt``: SQLite rolls the statement back), so a store being
@@ -21,13 +24,22 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from leanllm_otel.delivery_errors import RetryableError
 from leanllm_otel.store.loop import FORK_ORPHANS
 
 __all__ = ["SqliteWrite", "apply_pragmas"]
+
+_BUSY_SLICE_MS = 50
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # extended code (Python 3.11+): its low byte is the primary one
+    return (isinstance(code, int) and (code & 0xFF) in _BUSY_CODES) or "locked" in str(exc)
 
 
 def apply_pragmas(connection: Any, busy_timeout_ms: int, *, file: bool) -> None:
@@ -67,11 +79,12 @@ class SqliteWrite:
             self._connection, self._pid = None, os.getpid()
             self._turn = threading.Lock()
         if self._connection is None:
+            slice_ms = min(self._busy_ms, _BUSY_SLICE_MS)
             connection = sqlite3.connect(
-                self._path, timeout=self._busy_ms / 1000.0, isolation_level=None, check_same_thread=False
+                self._path, timeout=slice_ms / 1000.0, isolation_level=None, check_same_thread=False
             )
             try:
-                apply_pragmas(connection, self._busy_ms, file=True)
+                apply_pragmas(connection, slice_ms, file=True)
             except BaseException:
                 connection.close()
                 raise
@@ -88,9 +101,9 @@ class SqliteWrite:
             connection = self._connected()
             try:
                 if len(statements) == 1:
-                    connection.execute(*statements[0])
+                    self._when_unlocked(lambda: connection.execute(*statements[0]))
                 else:
-                    connection.execute("BEGIN IMMEDIATE")
+                    self._when_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"))
                     try:
                         for sql, parameters in statements:
                             connection.execute(sql, parameters)
@@ -104,6 +117,18 @@ class SqliteWrite:
                 raise
         finally:
             self._turn.release()
+
+    def _when_unlocked(self, statement: Callable[[], object]) -> None:
+        """Run ``statement`` (which takes the write lock and fails whole when it cannot), retrying while the file is
+        locked, for at most the busy timeout, and not after :meth:`close`."""
+        deadline = time.monotonic() + self._busy_ms / 1000.0
+        while True:
+            try:
+                statement()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or self._closed or time.monotonic() >= deadline:
+                    raise
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
