@@ -418,3 +418,30 @@ def test_a_sqlite_batch_is_written_on_the_exporting_thread_in_one_transaction(sq
         assert _count(sqlite_url) == 300
     finally:
         exporter.shutdown()
+
+
+def test_postgres_batch_sends_constant_columns_once_and_stores_every_rows_values(postgres_url: str) -> None:
+    from leanllm_otel.store.pg_write import UnnestInsert
+
+    exporter = SQLSpanExporter(config=fast_config(postgres_url))
+    try:
+        spans = [make_llm_span(labels={"team": "a"}, input_tokens=10 + i, latency_ms=100.0 + i) for i in range(6)]
+        spans.append(make_llm_span(labels={"team": "b"}, input_tokens=10, latency_ms=100.0))
+        rows = [dict(span_to_event(span).to_row(), recorded_at=None) for span in spans]
+        columns, arrays = exporter._writer.prepared().arrays(rows)
+        varying, _, constants, values = UnnestInsert.split_constants(columns, arrays)
+        assert {"event_id", "input_tokens", "latency_ms", "labels", "trace_id"} <= set(varying)
+        assert {"model", "operation", "provider"} <= set(constants) and "event_id" not in constants
+        assert values[constants.index("model")] == "gpt-4o-mini"
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        with EventStore(postgres_url) as store:
+            stored = {event.event_id: event for event in store.list_events(limit=100)}
+        for span in spans:
+            expected = span_to_event(span)
+            got = stored[expected.event_id]
+            assert (got.input_tokens, got.latency_ms, got.labels, got.model, got.operation) == (
+                expected.input_tokens, expected.latency_ms, expected.labels, expected.model, expected.operation)
+        assert exporter.export([make_llm_span(input_tokens=99)]) is SpanExportResult.SUCCESS  # one row: all arrays
+        assert _count(postgres_url) == 8
+    finally:
+        exporter.shutdown()
