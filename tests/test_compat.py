@@ -113,3 +113,18 @@ def test_hidden_params_of_anything() -> None:
     assert litellm_compat.hidden_params(Response())["response_cost"] == 0.5
     assert litellm_compat.hidden_params({"content": []}) == {}
     assert litellm_compat.hidden_params(None) == {}
+
+
+def test_an_ended_sdk_spans_attributes_are_read_from_its_own_dict() -> None:
+    # otel_compat.span_attributes: the export path's mapping reads BoundedAttributes' dict, no copy and no per-key
+    # method call; when an SDK release moves it, this fails (the fallback, the public view, still maps correctly).
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from leanllm_otel import otel_compat
+
+    span = TracerProvider().get_tracer("t").start_span("s", attributes={sc.GEN_AI_REQUEST_MODEL: "m", "n": 1})
+    span.set_attribute(sc.SERVER_PORT, 8080)
+    span.end()
+    view = otel_compat.span_attributes(span)  # type: ignore[arg-type]
+    assert type(view) is dict
+    assert view == dict(span.attributes or {}) == {sc.GEN_AI_REQUEST_MODEL: "m", "n": 1, sc.SERVER_PORT: 8080}

@@ -8,6 +8,7 @@ import litellm
 import pytest
 
 from leanllm_otel import CallOptions, LeanLLMContext, use_call_options, use_context
+from leanllm_otel import semconv as sc
 from leanllm_otel.event import is_llm_span_attributes, span_to_event
 
 MESSAGES = [{"role": "user", "content": "hello event"}]
@@ -124,3 +125,30 @@ def test_span_row_values_over_defaults_are_the_same_row_as_span_to_event(make_in
     for span in spans:
         assert span_to_row(span) == span_to_event(span).to_row()
     assert span_to_row(spans[0])["parameters"] == {"temperature": 0.3, "max_tokens": 12}
+
+
+def test_spans_sharing_their_keys_map_each_by_its_own_value_types() -> None:
+    # The mapping works out what to do once per set of keys; values of other types must still be coerced per span.
+    from leanllm_otel.event import event_from_attributes
+
+    def attributes(port: Any, tokens: Any, label: Any, response_model: Any) -> dict[str, Any]:
+        return {
+            sc.LEANLLM_REQUEST_ID: "evt-1", sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_REQUEST_MODEL: "m",
+            sc.SERVER_PORT: port, sc.GEN_AI_USAGE_INPUT_TOKENS: tokens, sc.GEN_AI_RESPONSE_MODEL: response_model,
+            sc.LEANLLM_LABEL_PREFIX + "team": label, sc.LEANLLM_TAG_PREFIX + "t": "x",
+            sc.GEN_AI_REQUEST_TEMPERATURE: 0.5, sc.LEANLLM_ENVIRONMENT: "prod",
+        }
+
+    typed = event_from_attributes(attributes(8080, 12, "a", "m-1"), start_time_ns=1)
+    coerced = event_from_attributes(attributes("8081", "13", 5, None), start_time_ns=1)
+    unusable = event_from_attributes(attributes("port", None, "b", "m-2"), start_time_ns=1)
+    assert (typed.server_port, typed.input_tokens, typed.labels) == (8080, 12, {"team": "a"})
+    assert typed.response_model == "m-1"
+    assert (coerced.server_port, coerced.input_tokens, coerced.labels) == (8081, 13, {"team": "5"})
+    assert coerced.response_model is None
+    assert (unusable.server_port, unusable.input_tokens, unusable.response_model) == (None, None, "m-2")
+    for event in (typed, coerced, unusable):
+        assert event.parameters == {"temperature": 0.5}
+        assert event.metadata == {"environment": "prod", "custom_tags": {"t": "x"}}
+    reordered = dict(reversed(list(attributes(8080, 12, "a", "m-1").items())))
+    assert event_from_attributes(reordered, start_time_ns=1) == typed

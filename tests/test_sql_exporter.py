@@ -369,3 +369,79 @@ def test_config_argument_with_url_override(sqlite_url: str) -> None:
         assert exporter.export([make_llm_span()]) is SpanExportResult.SUCCESS
     finally:
         exporter.shutdown()
+
+
+def test_shutdown_stops_a_sqlite_write_waiting_for_another_writers_lock(sqlite_url: str) -> None:
+    # A 60 s busy timeout: the write waits for the lock in slices, so shutdown ends the wait and counts the batch.
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url, retry_max_attempts=5), sqlite_busy_timeout_ms=60_000)
+    assert exporter.export([make_llm_span()]) is SpanExportResult.SUCCESS
+    locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN EXCLUSIVE")
+    results: list[SpanExportResult] = []
+    writing = threading.Thread(target=lambda: results.append(exporter.export([make_llm_span() for _ in range(4)])))
+    try:
+        writing.start()
+        time.sleep(0.3)
+        assert writing.is_alive()  # waiting for the lock
+        exporter.shutdown(timeout_millis=5_000)
+        writing.join(10)
+        assert not writing.is_alive()
+        assert results == [SpanExportResult.FAILURE]
+        assert exporter.drops.by_reason() == {"shutdown": 4}
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        writing.join(60)
+    assert _count(sqlite_url) == 1
+
+
+def test_a_sqlite_batch_is_written_on_the_exporting_thread_in_one_transaction(sqlite_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url))
+    try:
+        exporter.migrate(10)
+        threads: set[int] = set()
+        statements: list[str] = []
+        writer = exporter._writer._sqlite
+        assert writer is not None
+        connection = writer._connected()
+
+        def trace(statement: str) -> None:
+            threads.add(threading.get_ident())
+            statements.append(" ".join(statement.split()[:3]).upper())
+
+        connection.set_trace_callback(trace)
+        assert exporter.export([make_llm_span() for _ in range(300)]) is SpanExportResult.SUCCESS
+        assert threads == {threading.get_ident()}
+        # One statement, its own transaction: no BEGIN / COMMIT round trips.
+        assert "INSERT INTO LEANLLM_EVENTS" in statements
+        assert not [s for s in statements if s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+        assert _count(sqlite_url) == 300
+    finally:
+        exporter.shutdown()
+
+
+def test_postgres_batch_sends_constant_columns_once_and_stores_every_rows_values(postgres_url: str) -> None:
+    from leanllm_otel.store.pg_write import UnnestInsert
+
+    exporter = SQLSpanExporter(config=fast_config(postgres_url))
+    try:
+        spans = [make_llm_span(labels={"team": "a"}, input_tokens=10 + i, latency_ms=100.0 + i) for i in range(6)]
+        spans.append(make_llm_span(labels={"team": "b"}, input_tokens=10, latency_ms=100.0))
+        rows = [dict(span_to_event(span).to_row(), recorded_at=None) for span in spans]
+        columns, arrays = exporter._writer.prepared().arrays(rows)
+        varying, _, constants, values = UnnestInsert.split_constants(columns, arrays)
+        assert {"event_id", "input_tokens", "latency_ms", "labels", "trace_id"} <= set(varying)
+        assert {"model", "operation", "provider"} <= set(constants) and "event_id" not in constants
+        assert values[constants.index("model")] == "gpt-4o-mini"
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        with EventStore(postgres_url) as store:
+            stored = {event.event_id: event for event in store.list_events(limit=100)}
+        for span in spans:
+            expected = span_to_event(span)
+            got = stored[expected.event_id]
+            assert (got.input_tokens, got.latency_ms, got.labels, got.model, got.operation) == (
+                expected.input_tokens, expected.latency_ms, expected.labels, expected.model, expected.operation)
+        assert exporter.export([make_llm_span(input_tokens=99)]) is SpanExportResult.SUCCESS  # one row: all arrays
+        assert _count(postgres_url) == 8
+    finally:
+        exporter.shutdown()

@@ -31,7 +31,7 @@ class _Placeholder(SpanProcessor):
         return None
 
 
-class LeanLLMConfigurator(otel_compat.SDKConfigurator):  # type: ignore[misc]
+class LeanLLMConfigurator(otel_compat.sdk_configurator()):  # type: ignore[misc]
     """``[opentelemetry_configurator] leanllm``: the SDK setup with leanllm's sampler and processor in front."""
 
     front: LeanLLMSpanProcessor | None = None

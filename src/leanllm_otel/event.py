@@ -8,7 +8,8 @@ derived from ``LLMEvent``, and ``LLMEvent`` is derived from a span only here. A 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from leanllm_otel import otel_compat
 from leanllm_otel import semconv as sc
 from leanllm_otel.event_model import EVENT_ID_MAX_CHARS, EventStatus, LLMEvent
 
@@ -185,9 +187,76 @@ _RULES: dict[str, tuple[int, str, type | None]] = {
     **{attribute: (_JSON, field, None) for field, attribute in _JSON_FIELDS},
     **{attribute: (_PARAMETER, name, None) for name, attribute in _PARAMETERS},
 }
-_LABEL_OR_TAG = (sc.LEANLLM_LABEL_PREFIX, sc.LEANLLM_TAG_PREFIX)
 _LABEL_PREFIX_LENGTH = len(sc.LEANLLM_LABEL_PREFIX)
 _TAG_PREFIX_LENGTH = len(sc.LEANLLM_TAG_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the mapping does with one set of attribute keys, worked out once (a workload's spans share a few).
+
+    The per-span work is then a C-level ``itemgetter`` over the scalar attributes and one type comparison, instead
+    of a table lookup and a branch per attribute; the rules are ``_RULES``'s, applied in the same way.
+    """
+
+    scalar_getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    scalar_fields: tuple[str, ...]
+    scalar_kinds: tuple[type, ...]
+    others: tuple[tuple[str, int, str], ...]  # (attribute, _JSON or _PARAMETER, field or parameter name)
+    labels: tuple[tuple[str, str], ...]  # (attribute, label name)
+    tags: tuple[tuple[str, str], ...]
+    metadata: tuple[tuple[str, str], ...]  # (metadata name, attribute), in _METADATA_SCALARS order
+
+
+def _shape(keys: tuple[str, ...]) -> _Shape:
+    scalars: list[tuple[str, str, type]] = []
+    others: list[tuple[str, int, str]] = []
+    labels: list[tuple[str, str]] = []
+    tags: list[tuple[str, str]] = []
+    for key in keys:
+        rule = _RULES.get(key)
+        if rule is None:
+            if key.startswith(sc.LEANLLM_LABEL_PREFIX):
+                labels.append((key, key[_LABEL_PREFIX_LENGTH:]))
+            elif key.startswith(sc.LEANLLM_TAG_PREFIX):
+                tags.append((key, key[_TAG_PREFIX_LENGTH:]))
+        elif rule[0] == _SCALAR:
+            scalars.append((key, rule[1], rule[2]))  # type: ignore[arg-type]
+        else:
+            others.append((key, rule[0], rule[1]))
+    attributes = tuple(attribute for attribute, _, _ in scalars)
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    if len(attributes) == 1:
+        only = attributes[0]
+        getter = lambda mapping: (mapping[only],)  # noqa: E731 - itemgetter of one key returns no tuple
+    elif attributes:
+        getter = operator.itemgetter(*attributes)
+    else:
+        getter = lambda mapping: ()  # noqa: E731
+    present = frozenset(keys)
+    return _Shape(
+        scalar_getter=getter,
+        scalar_fields=tuple(field for _, field, _ in scalars),
+        scalar_kinds=tuple(kind for _, _, kind in scalars),
+        others=tuple(others),
+        labels=tuple(labels),
+        tags=tuple(tags),
+        metadata=tuple((name, attribute) for name, attribute in _METADATA_SCALARS if attribute in present),
+    )
+
+
+_SHAPES: dict[tuple[str, ...], _Shape] = {}
+_MAX_SHAPES = 256
+
+
+def _shape_of(attributes: Mapping[str, Any]) -> _Shape:
+    keys = tuple(attributes)
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[keys] = _shape(keys)
+    return shape
 
 
 def _event_values(
@@ -203,36 +272,33 @@ def _event_values(
 ) -> dict[str, Any]:
     """The mapping itself: ``LLMEvent`` field values from span attributes, already of the fields' types.
 
-    One pass over the attributes the span has (a table lookup each), not one lookup per known field: this runs
-    once per exported span on the export thread.
+    Applies ``_RULES`` to the attributes the span has, through the span's :class:`_Shape` (this runs once per
+    exported span on the export thread).
     """
-    values: dict[str, Any] = {}
-    parameters: dict[str, Any] = {}
-    labels: dict[str, str] = {}
-    tags: dict[str, str] = {}
-    for key, raw in attributes.items():
-        rule = _RULES.get(key)
-        if rule is None:
-            if key.startswith(_LABEL_OR_TAG):
-                if key.startswith(sc.LEANLLM_LABEL_PREFIX):
-                    labels[key[_LABEL_PREFIX_LENGTH:]] = str(raw)
-                else:
-                    tags[key[_TAG_PREFIX_LENGTH:]] = str(raw)
-            continue
-        if raw is None:
-            continue
-        kind, field, field_type = rule
-        if kind == _SCALAR:
-            if type(raw) is field_type:
+    shape = _shape_of(attributes)
+    raw_scalars = shape.scalar_getter(attributes)
+    values: dict[str, Any]
+    if tuple(map(type, raw_scalars)) == shape.scalar_kinds:  # the usual case: every scalar has its field's type
+        values = dict(zip(shape.scalar_fields, raw_scalars, strict=True))
+    else:
+        values = {}
+        for field, kind, raw in zip(shape.scalar_fields, shape.scalar_kinds, raw_scalars, strict=True):
+            if type(raw) is kind:
                 values[field] = raw
             else:
-                coerced = _coerce(raw, field_type)  # type: ignore[arg-type]
+                coerced = _coerce(raw, kind)
                 if coerced is not None:
                     values[field] = coerced
-        elif kind == _JSON:
+    parameters: dict[str, Any] = {}
+    for key, rule_kind, field in shape.others:
+        raw = attributes[key]
+        if raw is None:
+            continue
+        if rule_kind == _JSON:
             values[field] = _load_json(raw)
         else:
             parameters[field] = raw if isinstance(raw, (str, int, float, bool)) else list(raw)
+    labels = {name: str(attributes[key]) for key, name in shape.labels}
 
     findings = values.get("findings")
     if findings is not None:
@@ -255,12 +321,12 @@ def _event_values(
             raise MappingError(f"{sc.GEN_AI_RESPONSE_FINISH_REASONS} must be a string array, got {got}")
 
     metadata: dict[str, Any] = {}
-    for name, attribute in _METADATA_SCALARS:
-        value = attributes.get(attribute)
+    for name, attribute in shape.metadata:
+        value = attributes[attribute]
         if value is not None:
             metadata[name] = str(value)
-    if tags:
-        metadata["custom_tags"] = tags
+    if shape.tags:
+        metadata["custom_tags"] = {name: str(attributes[key]) for key, name in shape.tags}
 
     error = is_error or sc.ERROR_TYPE in attributes
     if error and "error_message" not in values and status_description:
@@ -320,7 +386,7 @@ def _span_values(span: ReadableSpan) -> dict[str, Any]:
     context = span.context
     parent = span.parent
     return _event_values(
-        dict(span.attributes or {}),  # one copy: the SDK's attribute mapping takes a lock on every read
+        otel_compat.span_attributes(span),  # no copy: the public view's dict() costs a method call per key
         start_time_ns=span.start_time,
         end_time_ns=span.end_time,
         trace_id=format(context.trace_id, "032x") if context is not None else None,

@@ -7,6 +7,8 @@ arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSp
 
 - ``_OTelSDKConfigurator`` / ``_initialize_components`` (``opentelemetry.sdk._configuration``): the standard SDK
   setup the zero-code configurator reuses (``distro.py``).
+- ``ReadableSpan._attributes`` and ``BoundedAttributes._dict``: the plain dict under an ended span's attributes, read
+  without the copy or the per-key method calls of the public mapping (``event.py``'s mapping, once per exported span).
 - ``_get_from_env_or_default`` (``opentelemetry.sdk.trace.sampling``): the ``OTEL_TRACES_SAMPLER`` sampler.
 - ``BatchSpanProcessor._batch_processor`` (the shared ``BatchProcessor``, SDK 1.34+) and its ``_queue``,
   ``_worker_thread`` and ``_metrics`` (processor metrics with ``drop_items``, SDK 1.41+): drop counting and the
@@ -15,13 +17,19 @@ arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import Sampler
-from opentelemetry.sdk.trace.sampling import _get_from_env_or_default as _sampler_from_env
 
-SDKConfigurator: type = _OTelSDKConfigurator
+
+def sdk_configurator() -> type:
+    """The SDK's own configurator class (imported on first use: it loads the SDK's entry-point machinery)."""
+    from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+    configurator: type = _OTelSDKConfigurator
+    return configurator
 
 
 def initialize_components(**kwargs: Any) -> None:
@@ -33,7 +41,9 @@ def initialize_components(**kwargs: Any) -> None:
 
 def sampler_from_env() -> Sampler:
     """The head sampler ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` ask for (SDK default otherwise)."""
-    sampler: Sampler = _sampler_from_env()
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    sampler: Sampler = _get_from_env_or_default()
     return sampler
 
 
@@ -60,3 +70,17 @@ def batch_metrics(span_processor: Any) -> Any:
 def set_batch_metrics(span_processor: Any, metrics: Any) -> None:
     """Replace the batch processor's metrics object (to count what it drops)."""
     batch_processor(span_processor)._metrics = metrics
+
+
+def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """An ended span's attributes for reading, as cheaply as possible: the dict under its ``BoundedAttributes`` (or
+    the mapping it was built with), else the public read-only view. Callers must not modify it."""
+    attributes = getattr(span, "_attributes", None)
+    if attributes is None:
+        return span.attributes or {}
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    if type(attributes) is dict:
+        return attributes
+    return span.attributes or {}

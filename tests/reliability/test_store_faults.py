@@ -165,40 +165,60 @@ class SmallDisk:
         )
         self._filler = self.dir / "filler"
         self._pragma: str | None = None
+        self._exporter: SQLSpanExporter | None = None
 
     @property
     def url(self) -> str:
         return f"sqlite:///{self.dir / 'events.db'}"
 
     def install(self, exporter: SQLSpanExporter) -> None:
-        """Without a mount: every new store connection runs ``self._pragma`` (set by the fault methods)."""
+        """Without a mount: every new store connection runs ``self._pragma`` (set by the fault methods), on the
+        engine's connections and on the file writer's (``store.sqlite_write``)."""
         if self.mounted:
             return
         from sqlalchemy import event
 
+        def _inject(dbapi_connection: Any) -> None:
+            if self._pragma:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(self._pragma)
+                cursor.close()
+
         async def _hook(engine: Any) -> None:
             @event.listens_for(engine.sync_engine, "connect")
-            def _inject(dbapi_connection: Any, _record: Any) -> None:
-                if self._pragma:
-                    cursor = dbapi_connection.cursor()
-                    cursor.execute(self._pragma)
-                    cursor.close()
+            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+                _inject(dbapi_connection)
 
             await engine.dispose()
 
         exporter.database.run(_hook, 10.0)
+        writer = exporter._writer._sqlite
+        assert writer is not None
+        connected = writer._connected
+
+        def _connected_with_fault() -> Any:
+            fresh = writer._connection is None
+            connection = connected()
+            if fresh:
+                _inject(connection)
+            return connection
+
+        writer._connected = _connected_with_fault  # type: ignore[method-assign]
+        self._exporter = exporter
+        exporter._writer.release_connections()
+
+    def _set_pragma(self, pragma: str | None) -> None:
+        self._pragma = pragma
+        if self._exporter is not None:  # open connections do not run it: the next ones will
+            self._exporter._writer.release_connections()
 
     def read_only(self, on: bool, exporter: SQLSpanExporter) -> None:
         if self.mounted:
-            if on:  # close the pooled connections first: a file system with open writers cannot turn read-only
-
-                async def _dispose(engine: Any) -> None:
-                    await engine.dispose()
-
-                exporter.database.run(_dispose, 10.0)
+            if on:  # close the store's connections first: a file system with open writers cannot turn read-only
+                exporter._writer.release_connections()
             subprocess.run(["mount", "-o", f"remount,{'ro' if on else 'rw'}", str(self.dir)], check=True)
         else:
-            self._pragma = "PRAGMA query_only=1" if on else None
+            self._set_pragma("PRAGMA query_only=1" if on else None)
 
     def fill(self) -> None:
         if self.mounted:
@@ -207,13 +227,13 @@ class SmallDisk:
                     handle.write(b"\0" * 4096)
                     handle.flush()
         else:
-            self._pragma = "PRAGMA max_page_count=1"
+            self._set_pragma("PRAGMA max_page_count=1")
 
     def free(self) -> None:
         if self.mounted:
             self._filler.unlink(missing_ok=True)
         else:
-            self._pragma = None
+            self._set_pragma(None)
 
     def close(self) -> None:
         if self.mounted:

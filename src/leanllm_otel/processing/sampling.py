@@ -24,6 +24,7 @@ from opentelemetry.trace import Link, SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from leanllm_otel import otel_compat
 from leanllm_otel import semconv as sc
 
 _TRACE_ID_LIMIT = (1 << 64) - 1
@@ -72,7 +73,7 @@ def decide(
 def span_decision(span: ReadableSpan, default_rate: float) -> Keep | None:
     """:func:`decide` for an ended span, from what the invocation recorded on it; None for a span that is not an
     LLM call's (those follow the application's head sampler alone)."""
-    attributes = span.attributes or {}
+    attributes = otel_compat.span_attributes(span)
     if sc.LEANLLM_REQUEST_ID not in attributes:
         return None
     failed = span.status.status_code is StatusCode.ERROR
@@ -87,7 +88,7 @@ def span_decision(span: ReadableSpan, default_rate: float) -> Keep | None:
         head_sampled=context.trace_flags.sampled,
         drawn=drawn,
         trace_id=context.trace_id,
-        rate=float(rate),  # type: ignore[arg-type]
+        rate=float(rate),
     )
 
 

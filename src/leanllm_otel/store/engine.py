@@ -37,6 +37,7 @@ from sqlalchemy.pool import StaticPool
 from leanllm_otel.config import LeanLLMConfig, mask_url
 from leanllm_otel.store.loop import FORK_ORPHANS
 from leanllm_otel.store.loop import LoopThread as LoopThread
+from leanllm_otel.store.sqlite_write import apply_pragmas
 
 T = TypeVar("T")
 
@@ -112,14 +113,7 @@ def create_engine(
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
-                if path is not None:
-                    cursor.execute("PRAGMA journal_mode=WAL")
-                    cursor.execute("PRAGMA synchronous=NORMAL")
-            finally:
-                cursor.close()
+            apply_pragmas(dbapi_connection, sqlite_busy_timeout_ms, file=path is not None)
 
         return engine
     return create_async_engine(

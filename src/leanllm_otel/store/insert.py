@@ -9,6 +9,7 @@ binding the NULLs would be a large share of SQLite's cost per row (measured by `
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sqlite3
@@ -233,25 +234,24 @@ class PreparedInsert:
 
     def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
         """``rows`` as ``(sql, flat parameters)`` statements, as few as the parameter limit allows."""
-        all_columns = frozenset(self._columns)
         if self._split is None:
-            bound, per_statement = all_columns, 1
-        else:
-            bound = self._always_bound.union(*(row.keys() for row in rows)) & all_columns
-            per_statement = self._rows_per_statement(len(bound))
+            plan = self._plan(frozenset(self._columns), 1)
+            return [(plan.sql, tuple(_values(plan, row))) for row in rows]
+        columns, arrays = self.arrays(rows)
+        per_statement = self._rows_per_statement(len(columns))
+        bound = frozenset(columns)
         result: list[tuple[str, tuple[Any, ...]]] = []
         for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            plan = self._plan(bound, len(chunk))
-            parameters: list[Any] = []
-            for row in chunk:
-                parameters.extend(_values(plan, row))
-            result.append((plan.sql, tuple(parameters)))
+            stop = min(len(rows), start + per_statement)
+            plan = self._plan(bound, stop - start)
+            chunk = arrays if start == 0 and stop == len(rows) else [array[start:stop] for array in arrays]
+            result.append((plan.sql, tuple(itertools.chain.from_iterable(zip(*chunk, strict=True)))))
         return result
 
     def arrays(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
         """``rows`` column-wise: ``(columns, one list of converted values per column)``, the columns some row (or a
-        non-NULL default) sets, in table order, for a write of one array per column (``store.pg_write``)."""
+        non-NULL default) sets, in table order (the statement's placeholder order), for the multi-row INSERT and the
+        write of one array per column (``store.pg_write``)."""
         bound = self._always_bound.union(*(row.keys() for row in rows)) & frozenset(self._columns)
         plan = self._plan(bound, 1)
         arrays: list[list[Any]] = []
@@ -260,6 +260,10 @@ class PreparedInsert:
             # One comprehension per column: much cheaper than filling every row's value list in a Python loop.
             if convert is None:
                 arrays.append([row.get(name, default) for row in rows])
+                continue
+            first = rows[0].get(name, default) if rows else default
+            if all(row.get(name, default) is first for row in rows):  # one value for the batch (its recorded_at)
+                arrays.append([default if first is default else convert(first)] * len(rows))
             else:
                 arrays.append([convert(row[name]) if name in row else default for row in rows])
         return list(plan.slots), arrays

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from leanllm_otel.store.schema import events
 
-_CACHED_STATEMENTS = 32  # per set of columns a workload's rows set
+_CACHED_STATEMENTS = 64  # per set of columns a workload's rows set, and of those constant in a batch
 
 
 class UnnestInsert:
@@ -30,24 +30,52 @@ class UnnestInsert:
         preparer = dialect.identifier_preparer
         self._table = preparer.format_table(events)
         self._quoted = {column.key: preparer.quote(column.name) for column in events.c}
-        self._array_types = {column.key: f"{column.type.compile(dialect)}[]" for column in events.c}
-        self._statements: dict[tuple[str, ...], str] = {}
+        self._types = {column.key: column.type.compile(dialect) for column in events.c}
+        self._array_types = {key: f"{name}[]" for key, name in self._types.items()}
+        self._statements: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
-    def sql(self, columns: Sequence[str]) -> str:
-        """The statement writing one array per column of ``columns`` (keys of ``schema.events``)."""
-        key = tuple(columns)
+    def sql(self, columns: Sequence[str], constants: Sequence[str] = ()) -> str:
+        """The statement writing one array per column of ``columns`` and one value for every row per column of
+        ``constants`` (keys of ``schema.events``), in this parameter order."""
+        key = (tuple(columns), tuple(constants))
         sql = self._statements.get(key)
         if sql is None:
-            names = ", ".join(self._quoted[name] for name in key)
-            arrays = ", ".join(f"${index}::{self._array_types[name]}" for index, name in enumerate(key, 1))
+            names = ", ".join(self._quoted[name] for name in (*columns, *constants))
+            arrays = ", ".join(f"${index}::{self._array_types[name]}" for index, name in enumerate(columns, 1))
+            aliases = ", ".join(f"v{index}" for index in range(1, len(columns) + 1))
+            values = ", ".join(
+                [f"u.v{index}" for index in range(1, len(columns) + 1)]
+                + [f"${index}::{self._types[name]}" for index, name in enumerate(constants, len(columns) + 1)]
+            )
             # The columns no row sets are left out: NULL, as the multi-row INSERT wrote them (none has a default).
             sql = (
-                f"INSERT INTO {self._table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT (event_id) DO NOTHING"
+                f"INSERT INTO {self._table} ({names}) SELECT {values} FROM unnest({arrays}) AS u({aliases}) "
+                "ON CONFLICT (event_id) DO NOTHING"
             )
             if len(self._statements) >= _CACHED_STATEMENTS:
                 self._statements.clear()
             self._statements[key] = sql
         return sql
+
+    @staticmethod
+    def split_constants(
+        columns: Sequence[str], arrays: Sequence[list[Any]]
+    ) -> tuple[list[str], list[list[Any]], list[str], list[Any]]:
+        """``(columns, arrays)`` less the columns whose value is the same in every row, and those columns with their
+        one value: a constant is sent once instead of once per row (the application's environment, provider,
+        settings, the batch's ``recorded_at``: half of a typical row). ``event_id`` always varies."""
+        varying: list[str] = []
+        varying_arrays: list[list[Any]] = []
+        constant: list[str] = []
+        values: list[Any] = []
+        for name, array in zip(columns, arrays, strict=True):
+            if len(array) > 1 and name != "event_id" and array.count(array[0]) == len(array):
+                constant.append(name)
+                values.append(array[0])
+            else:
+                varying.append(name)
+                varying_arrays.append(array)
+        return varying, varying_arrays, constant, values
 
     async def write(self, engine: AsyncEngine, columns: list[str], arrays: Sequence[list[Any]]) -> None:
         """Write ``arrays`` (one per column of ``columns``, values converted for asyncpg) as one statement in one
@@ -57,7 +85,9 @@ class UnnestInsert:
         and the write tried once more on a new one, before any row was sent or after a write whose answer was lost
         (the conflict clause makes the repeat harmless).
         """
-        sql = self.sql(columns)
+        varying, varying_arrays, constants, values = self.split_constants(columns, arrays)
+        sql = self.sql(varying, constants)
+        parameters = [*varying_arrays, *values]
         for attempt in (1, 2):
             async with engine.connect() as connection:
                 driver = (await connection.get_raw_connection()).driver_connection
@@ -66,7 +96,7 @@ class UnnestInsert:
                     # A transaction, not autocommit: a write cancelled before its COMMIT (timeout, shutdown) is rolled
                     # back when its connection closes, so a batch counted as dropped never lands later.
                     async with driver.transaction():
-                        await driver.execute(sql, *arrays)
+                        await driver.execute(sql, *parameters)
                     return
                 except (Exception, asyncio.CancelledError) as exc:  # not GeneratorExit: no await then
                     if is_refused_value(exc):

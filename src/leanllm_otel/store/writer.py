@@ -2,13 +2,14 @@
 ingest service's sink.
 
 A write is one transaction of multi-row ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` statements
-(:class:`~leanllm_otel.store.insert.PreparedInsert`) on SQLite, one ``INSERT ... SELECT FROM unnest(...)`` statement
-on PostgreSQL (:class:`~leanllm_otel.store.pg_write.UnnestInsert`). When the database refuses a batch, the rows
-are written one
-by one, and a refused row once more with what the store cannot carry repaired (lone surrogates; NUL in
-PostgreSQL). Failures are classified as :class:`~leanllm_otel.delivery_errors.RetryableError` (the store may
+(:class:`~leanllm_otel.store.insert.PreparedInsert`) on SQLite, run on the calling thread by the standard library's
+driver for a file (:class:`~leanllm_otel.store.sqlite_write.SqliteWrite`), one ``INSERT ... SELECT FROM unnest(...)``
+statement on PostgreSQL (:class:`~leanllm_otel.store.pg_write.UnnestInsert`). When the database refuses a batch, the
+rows are written one by one, and a refused row once more with what the store cannot carry repaired (lone surrogates;
+NUL in PostgreSQL). Failures are classified as :class:`~leanllm_otel.delivery_errors.RetryableError` (the store may
 recover) or :class:`~leanllm_otel.delivery_errors.PermanentError` (this batch never will); retrying is the
-caller's business. The async engine lives on a private event-loop thread (:class:`~leanllm_otel.store.engine.Database`).
+caller's business. The async engine (migrations; PostgreSQL's write; an in-memory SQLite store) lives on a private
+event-loop thread (:class:`~leanllm_otel.store.engine.Database`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import sqlite3
 import weakref
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,7 @@ from leanllm_otel.store import engine as db
 from leanllm_otel.store.insert import PreparedInsert
 from leanllm_otel.store.pg_write import UnnestInsert, is_refused_value
 from leanllm_otel.store.schema import events
+from leanllm_otel.store.sqlite_write import SqliteWrite
 
 __all__ = ["EventWriter", "classify"]
 
@@ -57,8 +60,12 @@ def classify(exc: BaseException) -> Exception:
     """Store failure -> ``RetryableError`` (the backend may recover) or ``PermanentError`` (this batch never will)."""
     if isinstance(exc, (RetryableError, PermanentError)):
         return exc
-    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)) or _is_asyncpg_data_error(exc):
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError, sqlite3.DataError, sqlite3.IntegrityError)):
         return PermanentError(f"rejected_by_database: {type(exc).__name__}")
+    if _is_asyncpg_data_error(exc):
+        return PermanentError(f"rejected_by_database: {type(exc).__name__}")
+    if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):  # a value the driver cannot bind
+        return PermanentError(f"unwritable_row: {type(exc).__name__}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         return PermanentError(f"unwritable_row: {type(exc.orig).__name__}")  # e.g. a value JSON cannot encode
     if isinstance(exc, (OverflowError, ValueError, TypeError, UnicodeError)):
@@ -98,6 +105,10 @@ class EventWriter:
         self._migration: asyncio.Future[None] | None = None
         self._insert: PreparedInsert | None = None
         self._unnest: UnnestInsert | None = None
+        path = db.sqlite_path(self._db.async_url)
+        self._sqlite = (
+            SqliteWrite(path, busy_timeout_ms=sqlite_busy_timeout_ms, timeout_s=timeout_s) if path is not None else None
+        )
         db.preload(self._db.async_url)  # before any background work: see its docstring (fork safety)
         self._start_migration: concurrent.futures.Future[None] | None = None
         if auto_migrate:
@@ -208,6 +219,11 @@ class EventWriter:
                 self._db.run(lambda engine: self._write_unnest(engine, unnest, columns, arrays), self._timeout_s)
                 return
             statements = self.prepared().statements(rows)  # a value it cannot encode is a PermanentError
+            if self._sqlite is not None:
+                if not self._schema_ready:
+                    self._db.run(self._ensure_schema, self._timeout_s)
+                self._sqlite.write(statements)
+                return
             self._db.run(lambda engine: self._write(engine, statements), self._timeout_s)
         except Exception as exc:
             raise classify(exc) from exc
@@ -246,8 +262,21 @@ class EventWriter:
         self._schema_ready = False  # force a check even when auto_migrate is off
         self._db.run(self._ensure_schema, timeout_s if timeout_s is not None else self._timeout_s)
 
+    def release_connections(self, timeout_s: float = 10.0) -> None:
+        """Close the connections no write is using (the next write opens new ones), e.g. before the store's file
+        system is remounted."""
+        if self._sqlite is not None:
+            self._sqlite.release()
+
+        async def _dispose(engine: AsyncEngine) -> None:
+            await engine.dispose()
+
+        self._db.run(_dispose, timeout_s)
+
     def close(self, timeout_s: float) -> None:
-        """Dispose the engine and stop the loop thread."""
+        """Stop a SQLite write still running (rolled back), dispose the engine and stop the loop thread."""
+        if self._sqlite is not None:
+            self._sqlite.close(timeout_s)
         self._db.close(timeout=timeout_s)
         # A start-up migration the closed loop never finished can no longer finish: a later fork must not wait.
         self._start_migration = None
