@@ -12,6 +12,7 @@ Prints the median over rounds of each thread group's CPU per call and of the cal
 from __future__ import annotations
 
 import argparse
+import contextvars
 import dataclasses
 import gc
 import json
@@ -71,6 +72,31 @@ def main() -> None:
                 return runner.block(command)
             finally:
                 wrappers._IN_LLM_CALL.reset(guard)
+        if mode in ("bare_busy", "bare_ctxvar"):  # bare plus ~13 us of unrelated work per call, or a context variable
+            original = worker._sync_call
+
+            def busy_call(*a: Any) -> Any:
+                call = original(*a)
+
+                def run() -> None:
+                    if mode == "bare_ctxvar":  # a context variable set and reset around the call, nothing else
+                        token = _DUMMY.set(True)
+                        try:
+                            call()
+                        finally:
+                            _DUMMY.reset(token)
+                        return
+                    _busy()
+                    call()
+
+                return run
+
+            worker._sync_call = busy_call  # type: ignore[assignment]
+            try:
+                with suppress_instrumentation():
+                    return runner.block(command)
+            finally:
+                worker._sync_call = original  # type: ignore[assignment]
         if mode in ("bare", "bare_again"):  # bare_again: an A/A check of the harness's noise
             with suppress_instrumentation():
                 return runner.block(command)
@@ -150,6 +176,16 @@ def main() -> None:
     worker._PROTOCOL.write(json.dumps(out, indent=1) + "\n")
     worker._PROTOCOL.flush()
     os._exit(0)
+
+
+_DUMMY: contextvars.ContextVar[bool] = contextvars.ContextVar("cpu_paired_dummy", default=False)
+
+
+def _busy() -> None:
+    items = {}
+    for i in range(60):
+        items[f"k{i}"] = (i, str(i))
+    sorted(items)
 
 
 def _variant(mode: str, runner: Any, command: dict[str, Any]) -> dict[str, Any]:

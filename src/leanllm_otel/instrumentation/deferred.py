@@ -234,8 +234,9 @@ class DeferredSpans:
         pending.append(job)
         if self._thread is None:
             self._start()
-        if len(pending) >= _WAKE_AT:
-            self._wake.set()
+        wake = self._wake
+        if len(pending) >= _WAKE_AT and not wake.is_set():  # once: until the thread runs, every call would set it
+            wake.set()
 
     def _start(self) -> None:
         with self._lock:

@@ -114,12 +114,13 @@ class Invocation:
         self._deferred: DeferredStart | None = None
         self.start_ns = time.time_ns()
         if rate < 1.0 and telemetry.gate is None:
-            parent = get_current_span().get_span_context()
+            current = context_api.get_current()
+            parent = get_current_span(current).get_span_context()
             trace_id = parent.trace_id if parent.is_valid else ID_RANDOM.getrandbits(128) or 1
             if not decide(failed=False, trace_id=trace_id, rate=rate).kept:
                 self.sampled = False
                 self.light = True
-                self._parent_context: context_api.Context | None = context_api.get_current()
+                self._parent_context: context_api.Context | None = current
                 self.span: Any = NonRecordingSpan(
                     SpanContext(trace_id, ID_RANDOM.getrandbits(64) or 1, False, TraceFlags(TraceFlags.DEFAULT))
                 )
