@@ -247,15 +247,18 @@ def _shape(keys: tuple[str, ...]) -> _Shape:
 
 _SHAPES: dict[tuple[str, ...], _Shape] = {}
 _MAX_SHAPES = 256
+_MAX_CACHED_KEYS = 128  # an instrumented call sets ~25-60; a span from an OTLP sender may carry thousands
 
 
 def _shape_of(attributes: Mapping[str, Any]) -> _Shape:
     keys = tuple(attributes)
     shape = _SHAPES.get(keys)
     if shape is None:
-        if len(_SHAPES) >= _MAX_SHAPES:
-            _SHAPES.clear()
-        shape = _SHAPES[keys] = _shape(keys)
+        shape = _shape(keys)
+        if len(keys) <= _MAX_CACHED_KEYS:
+            if len(_SHAPES) >= _MAX_SHAPES:
+                _SHAPES.clear()
+            _SHAPES[keys] = shape
     return shape
 
 
