@@ -445,3 +445,20 @@ def test_postgres_batch_sends_constant_columns_once_and_stores_every_rows_values
         assert _count(postgres_url) == 8
     finally:
         exporter.shutdown()
+
+
+def test_a_sqlite_batch_longer_than_one_statement_is_one_transaction(sqlite_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url))
+    try:
+        exporter.migrate(10)
+        writer = exporter._writer._sqlite
+        assert writer is not None
+        statements: list[str] = []
+        writer._connected().set_trace_callback(lambda sql: statements.append(sql.split(None, 1)[0].upper()))
+        spans = [make_llm_span() for _ in range(2_500)]  # more rows than one statement's parameter limit allows
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        ours = [s for s in statements if s in ("BEGIN", "COMMIT", "ROLLBACK")]
+        assert ours == ["BEGIN", "COMMIT"]
+        assert _count(sqlite_url) == 2_500
+    finally:
+        exporter.shutdown()
