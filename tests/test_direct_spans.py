@@ -176,3 +176,23 @@ def test_a_processor_added_to_the_provider_later_ends_the_direct_path(sole: Any)
         _complete()
     assert "seen" in setup.spans()
     assert [s for s in user.get_finished_spans() if (s.attributes or {}).get(sc.LEANLLM_REQUEST_ID) == "seen"]
+
+
+def test_a_batch_processor_that_watches_span_starts_keeps_the_sdk_path(sole: Any) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    started: list[str] = []
+
+    class Watching(BatchSpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            started.append(span.name)
+
+    setup = sole()
+    assert _deferral().direct
+    watched = InMemorySpanExporter()
+    setup.pipeline.processor.add_span_processor(Watching(watched))  # behind ours, as configure() puts exporters
+    assert not _deferral().direct
+    with use_call_options(CallOptions(request_id="watched")):
+        _complete()
+    assert "watched" in setup.spans()
+    assert [name for name in started if name.startswith("chat")] == ["chat gpt-4o-mini"]

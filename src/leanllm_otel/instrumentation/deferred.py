@@ -345,9 +345,13 @@ class DeferralCache:
         if downstream is not self._downstream:
             self._downstream = downstream
             eligible = bool(downstream) and all(isinstance(p, BatchSpanProcessor) for p in downstream)
+            # Nothing observes the live _Span: ours is the provider's only processor, and no batch processor behind
+            # it overrides on_start (the SDK's does nothing).
             sole = (
-                isinstance(self._key, tuple) and len(self._key) == 1
-            )  # ours is the provider's only processor: nothing observes the _Span
+                isinstance(self._key, tuple)
+                and len(self._key) == 1
+                and all(type(p).on_start is BatchSpanProcessor.on_start for p in downstream)
+            )
             self._deferral = Deferral(self._tracer, ours, sole) if eligible else None
         return self._deferral
 
