@@ -69,6 +69,7 @@ TESTS = [
     "tests/test_client.py",
     "tests/test_pipeline.py",
     "tests/test_deferred_spans.py",  # the deferred path reads the SDK tracer's processors, sampler and id generator
+    "tests/test_direct_spans.py",  # the direct span path builds the ReadableSpan the SDK would (limits, cleaner, scope)
     "tests/test_entry_exporter.py",  # the entry-point exporter inside the SDK's own BatchSpanProcessor
     "tests/test_multi_client.py",  # per-client routing, also under opentelemetry-instrument
     "tests/reliability/test_overflow.py",

@@ -9,6 +9,10 @@ arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSp
   setup the zero-code configurator reuses (``distro.py``).
 - ``ReadableSpan._attributes`` and ``BoundedAttributes._dict``: the plain dict under an ended span's attributes, read
   without the copy or the per-key method calls of the public mapping (``event.py``'s mapping, once per exported span).
+- ``Tracer._span_limits`` / ``_tracer_metrics`` / ``_is_enabled`` / ``_instrumentation_scope``, the attribute value
+  cleaner ``opentelemetry.attributes._clean_attribute_value`` (``_clean_attribute`` before SDK 1.38) and
+  ``SynchronousMultiSpanProcessor._span_processors``: the deferred and direct span paths
+  (``instrumentation/deferred.py``, ``direct.py``), which take the SDK path whenever one of these is missing.
 - ``_get_from_env_or_default`` (``opentelemetry.sdk.trace.sampling``): the ``OTEL_TRACES_SAMPLER`` sampler.
 - ``BatchSpanProcessor._batch_processor`` (the shared ``BatchProcessor``, SDK 1.34+) and its ``_queue``,
   ``_worker_thread`` and ``_metrics`` (processor metrics with ``drop_items``, SDK 1.41+): drop counting and the
@@ -17,7 +21,7 @@ arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -84,3 +88,43 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     if type(attributes) is dict:
         return attributes
     return span.attributes or {}
+
+
+def attribute_value_cleaner() -> Callable[[Any], Any] | None:
+    """The SDK's attribute value cleaner (what ``BoundedAttributes`` stores for a value), or None if not found."""
+    from opentelemetry import attributes as otel_attributes
+
+    current = getattr(otel_attributes, "_clean_attribute_value", None)  # SDK 1.38+
+    if current is not None:
+        return lambda value: current(value, None)
+    older = getattr(otel_attributes, "_clean_attribute", None)
+    if older is not None:
+        return lambda value: older("leanllm", value, None)
+    return None
+
+
+def tracer_span_limits(tracer: Any) -> Any:
+    """The tracer's ``SpanLimits``, or None."""
+    return getattr(tracer, "_span_limits", None)
+
+
+def tracer_self_metrics(tracer: Any) -> Any:
+    """The tracer's own span metrics object (a no-op one unless the SDK's self-metrics are on), or None."""
+    return getattr(tracer, "_tracer_metrics", None)
+
+
+def tracer_enabled(tracer: Any) -> bool:
+    """Whether the tracer records (False once its provider is shut down or it is disabled); True if unknown."""
+    enabled = getattr(tracer, "_is_enabled", None)
+    return bool(enabled()) if callable(enabled) else True
+
+
+def tracer_scope(tracer: Any) -> Any:
+    """The tracer's ``InstrumentationScope``, or None."""
+    return getattr(tracer, "_instrumentation_scope", None)
+
+
+def multi_processor_members(multi: Any) -> Any:
+    """The span processors a provider's ``SynchronousMultiSpanProcessor`` holds (a tuple, replaced on every add), or
+    None."""
+    return getattr(multi, "_span_processors", None)

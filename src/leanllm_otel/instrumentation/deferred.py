@@ -18,8 +18,8 @@ A failing call, and any call arriving while ``_MAX_PENDING`` are already queued,
 thread at once (errors are always kept; the backlog stays bounded without dropping). ``LeanLLMSpanProcessor``
 drains the queue before a flush, a shutdown and a counter read. Other providers keep the SDK span path.
 
-SDK internals read here: ``Tracer.span_processor`` / ``sampler`` / ``id_generator`` (public attributes of the SDK
-``Tracer``) and ``SynchronousMultiSpanProcessor._span_processors`` (a tuple, replaced on every add).
+It reads the SDK ``Tracer``'s public ``span_processor`` / ``sampler`` / ``id_generator``; the private attributes it
+needs (the multi-processor's members) come from ``otel_compat``.
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ class DeferralCache:
     def get(self) -> Deferral | None:
         if not ENABLED or self._multi is None:
             return None
-        processors = getattr(self._multi, "_span_processors", None)
+        processors = otel_compat.multi_processor_members(self._multi)
         if processors is not self._key:
             self._key = processors
             self._ours = _single(processors)

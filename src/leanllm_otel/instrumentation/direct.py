@@ -12,32 +12,20 @@ any attribute the fast check does not recognise, takes the SDK path (``DeferredS
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, Tracer
 from opentelemetry.trace import SpanKind, get_current_span
 
+from leanllm_otel import otel_compat
 from leanllm_otel._internal import log_internal_error
 
 if TYPE_CHECKING:
     from leanllm_otel.instrumentation.deferred import DeferredStart
 
 
-def _value_cleaner() -> Callable[[Any], Any] | None:
-    """The SDK's value cleaner (the one ``BoundedAttributes`` uses), across SDK versions; None: SDK path only."""
-    from opentelemetry import attributes as otel_attributes
-
-    current = getattr(otel_attributes, "_clean_attribute_value", None)  # SDK 1.38+
-    if current is not None:
-        return lambda value: current(value, None)
-    older = getattr(otel_attributes, "_clean_attribute", None)
-    if older is not None:
-        return lambda value: older("leanllm", value, None)
-    return None
-
-
-_clean_value = _value_cleaner()
+_clean_value = otel_compat.attribute_value_cleaner()
 _ATOMIC = frozenset((str, bool, int, float))
 
 
@@ -45,10 +33,10 @@ def eligible(tracer: Tracer, sole: bool) -> bool:
     """Whether a deferred success may skip the SDK ``_Span`` (see the module docstring)."""
     if not sole or _clean_value is None:
         return False
-    limits = getattr(tracer, "_span_limits", None)
+    limits = otel_compat.tracer_span_limits(tracer)
     if limits is None or getattr(limits, "max_span_attribute_length", None) is not None:
         return False
-    metrics = getattr(tracer, "_tracer_metrics", None)
+    metrics = otel_compat.tracer_self_metrics(tracer)
     return metrics is None or type(metrics).__name__ == "NoOpTracerMetrics"
 
 
@@ -100,10 +88,9 @@ class DirectSpan:
     def end(self, end_time: int) -> None:
         start = self._start
         tracer = start.deferral.tracer
-        limits = getattr(tracer, "_span_limits", None)
-        limit = getattr(limits, "max_span_attributes", None)
-        enabled = getattr(tracer, "_is_enabled", None)
-        if not self._ok or (limit is not None and len(self._attributes) > limit) or (enabled and not enabled()):
+        limit = getattr(otel_compat.tracer_span_limits(tracer), "max_span_attributes", None)
+        enabled = otel_compat.tracer_enabled(tracer)
+        if not self._ok or (limit is not None and len(self._attributes) > limit) or not enabled:
             span = start.sdk_span(self._start_ns)
             for attributes in self._raw:
                 span.set_attributes(attributes)
@@ -120,7 +107,7 @@ class DirectSpan:
             start_time=self._start_ns,
             end_time=end_time,
             instrumentation_info=tracer.instrumentation_info,
-            instrumentation_scope=getattr(tracer, "_instrumentation_scope", None),
+            instrumentation_scope=otel_compat.tracer_scope(tracer),
         )
         try:
             start.deferral.processor.on_end(readable)
