@@ -462,3 +462,26 @@ def test_a_sqlite_batch_longer_than_one_statement_is_one_transaction(sqlite_url:
         assert _count(sqlite_url) == 2_500
     finally:
         exporter.shutdown()
+
+
+def test_a_child_forked_while_the_parent_writes_to_sqlite_writes_its_own_events(sqlite_url: str) -> None:
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url, export_timeout_ms=2_000))
+    try:
+        assert exporter.export([make_llm_span(labels={"who": "parent"})]) is SpanExportResult.SUCCESS
+        writer = exporter._writer._sqlite
+        assert writer is not None
+        with writer._turn:  # a parent thread is in the middle of a write when the fork happens
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    ok = exporter.export([make_llm_span(labels={"who": "child"}) for _ in range(2)])
+                    code = 0 if ok is SpanExportResult.SUCCESS else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        with EventStore(sqlite_url) as store:
+            assert store.count_events(labels={"who": "child"}) == 2
+    finally:
+        exporter.shutdown()

@@ -72,12 +72,16 @@ class SqliteWrite:
         self._closed = False
         self._pid = os.getpid()
 
-    def _connected(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():  # a forked child: the parent's connection is not ours to use or close
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's connection is not ours to use or close, and its turn may have been taken
+        by a parent thread that does not exist here."""
+        if self._pid != os.getpid():
             if self._connection is not None:
                 FORK_ORPHANS.append(self._connection)
             self._connection, self._pid = None, os.getpid()
             self._turn = threading.Lock()
+
+    def _connected(self) -> sqlite3.Connection:
         if self._connection is None:
             slice_ms = min(self._busy_ms, _BUSY_SLICE_MS)
             connection = sqlite3.connect(
@@ -93,6 +97,7 @@ class SqliteWrite:
 
     def write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Run ``statements`` as one transaction (a single statement is its own)."""
+        self._after_fork()
         if not self._turn.acquire(timeout=self._timeout_s):
             raise RetryableError("timeout")
         try:
@@ -109,7 +114,8 @@ class SqliteWrite:
                             connection.execute(sql, parameters)
                     except BaseException:
                         if connection.in_transaction:
-                            connection.execute("ROLLBACK")
+                            with contextlib.suppress(sqlite3.Error):  # the statement's own error is the one to raise
+                                connection.execute("ROLLBACK")
                         raise
                     connection.execute("COMMIT")
             except sqlite3.OperationalError:
@@ -138,6 +144,7 @@ class SqliteWrite:
 
     def release(self) -> None:
         """Close the connection when no write is running (the next write opens a new one)."""
+        self._after_fork()
         if self._turn.acquire(timeout=self._timeout_s):
             try:
                 self._drop_connection()
@@ -147,12 +154,12 @@ class SqliteWrite:
     def close(self, timeout_s: float) -> None:
         """Refuse further writes, interrupt the one running (its statement is rolled back), close the connection."""
         self._closed = True
+        self._after_fork()
         connection = self._connection
-        if connection is not None and self._pid == os.getpid():
+        if connection is not None:
             connection.interrupt()
         if self._turn.acquire(timeout=timeout_s):
             try:
-                if self._pid == os.getpid():
-                    self._drop_connection()
+                self._drop_connection()
             finally:
                 self._turn.release()
