@@ -213,7 +213,12 @@ class Detector:
         With ``view`` (scanning the original text of a view), a candidate never starts inside an escape sequence:
         ``\\nbob@example.com`` yields ``bob@example.com``, so its redaction keeps the escape intact.
         """
-        hits = self._gate.Match(text) if self._gate is not None else None
+        if self._gate is None:
+            return
+        # google-re2's str API encodes the text and maps byte offsets back to characters on every finditer; ASCII
+        # text (most prompts) is matched as bytes, whose offsets are the character offsets: the same RE2 program.
+        subject: str | bytes = text.encode("ascii") if text.isascii() else text
+        hits = self._gate.Match(subject)
         if not hits:
             return
         allow = self._allow
@@ -222,7 +227,7 @@ class Detector:
             spec = comp.spec
             sink = injections if spec.category == INJECTION else redactable
             group, validator, trim = spec.group, spec.validator, spec.trim
-            for m in comp.regex.finditer(text):
+            for m in comp.regex.finditer(subject):
                 s, e = m.span(group) if group else m.span()
                 if s < 0:
                     s, e = m.span()
