@@ -1,7 +1,8 @@
 """The detector's fast paths give exactly what the slow, obvious code gives.
 
 ASCII text is matched as bytes (google-re2 maps no offsets then); base32 blobs are decoded with one integer parse
-instead of the standard library's Python loop. Each is checked against the reference on generated inputs.
+instead of the standard library's Python loop; a text scanned recently is answered from the detector's memory.
+Each is checked against the reference (a fresh scan, the standard library) on generated inputs.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import base64
 import binascii
 import random
 import string
+import threading
 
 import pytest
 
 from leanllm_otel.processing.detection import injection
+from leanllm_otel.processing.detection.catalog import Severity
 from leanllm_otel.processing.detection.engine import Detector, default_detector
+from leanllm_otel.processing.detection.findings import Finding
+from leanllm_otel.processing.detection.stream import StreamScanner
 
 
 def _reference_b32(blob: str) -> bytes | None:
@@ -77,3 +82,78 @@ def test_ascii_text_gets_the_offsets_of_the_str_path(text: str) -> None:
     assert direct  # every sample holds findings
     widened = _findings(detector, text + " é")
     assert widened[: len(direct)] == direct
+
+
+# ------------------------------------------------------------------------------------------- the scan memory
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    original = Detector._find
+
+    def counted(self: Detector, text: str) -> list[Finding]:
+        seen.append(text)
+        return original(self, text)
+
+    monkeypatch.setattr(Detector, "_find", counted)
+    return seen
+
+
+def test_a_resent_text_is_scanned_once_with_the_same_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = Detector()
+    scanned = _counting(monkeypatch)
+    system = "You are a support bot. Escalate to ops@example.com; the staging key is AKIAABCDEFGHIJKLMNOP."
+    first = detector.scan(system)
+    again = detector.scan(system)
+    assert [f.type for f in first] == ["EMAIL", "AWS_KEY"] and again == first
+    assert scanned == [system]  # the second scan was answered from the memory
+    redacted = detector.redact(system)[0]
+    assert "ops@example.com" not in redacted and "AKIA" not in redacted
+    assert scanned == [system]  # redaction reuses the same findings, offsets included
+    assert Detector().scan(system) == first and len(scanned) == 2  # the memory belongs to one detector
+
+
+def test_the_memory_keeps_digests_not_texts_and_stays_bounded() -> None:
+    from leanllm_otel.processing.detection.memo import ScanMemo
+
+    memo = ScanMemo(max_entries=8)
+    texts = [f"customer {i} writes from user{i}@example.com about order {i}" for i in range(20)]
+    for text in texts:
+        key = memo.key(text)
+        assert key is not None and len(key) == 16 and text.encode() not in key
+        memo.put(key, (Finding("EMAIL", "pii", Severity.MEDIUM, 0, 1),))
+    assert len(memo) == 8
+    assert memo.get(memo.key(texts[0]) or b"") is None  # the oldest went first
+    assert memo.get(memo.key(texts[-1]) or b"") is not None
+    assert memo.key("short") is None  # a lookup would cost more than the scan
+
+
+def test_stream_windows_do_not_fill_the_memory() -> None:
+    detector = Detector()
+    scanner = StreamScanner(detector)
+    for piece in ["Reach me at jane.", "doe@example.com or call", " +44 20 7946 0958 today, thanks. " * 3]:
+        scanner.feed(piece)
+    scanner.finish()
+    assert {f.type for f in scanner.findings} >= {"EMAIL"}
+    assert len(detector._memo) == 0
+
+
+def test_threads_sharing_a_detector_get_the_findings_of_a_fresh_scan() -> None:
+    detector = Detector()
+    texts = [f"turn {i}: mail user{i % 50}@example.com, card 4111 1111 1111 1111, ref {i % 7}" for i in range(400)]
+    fresh = Detector()
+    expected = [[(f.type, f.start, f.end) for f in fresh._find(t)] for t in texts]  # always scanned
+    results: dict[int, list[tuple[str, int, int]]] = {}
+
+    def work(offset: int) -> None:
+        for i in range(offset, len(texts), 4):
+            for _ in range(3):
+                _findings(detector, texts[i % 60])  # a few texts every thread resends
+                results[i] = _findings(detector, texts[i])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(len(texts))] == expected

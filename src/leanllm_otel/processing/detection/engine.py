@@ -27,6 +27,7 @@ from leanllm_otel.processing.detection.catalog import (
 )
 from leanllm_otel.processing.detection.findings import Finding, marker_for, sanitize, summarize
 from leanllm_otel.processing.detection.injection import INJECTION_SPECS
+from leanllm_otel.processing.detection.memo import ScanMemo
 from leanllm_otel.processing.detection.scorer import SCORER_SPEC, SCORER_TYPE, InjectionScorer, default_scorer
 
 # Overlap resolution: lower rank wins a contested span ("secret beats pii beats injection").
@@ -108,7 +109,7 @@ class Detector:
     :func:`default_detector`) and share it.
     """
 
-    __slots__ = ("_allow", "_config", "_gate", "_patterns", "_scorer", "_scorer_entry")
+    __slots__ = ("_allow", "_config", "_gate", "_memo", "_patterns", "_scorer", "_scorer_entry")
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self._config = config or DetectorConfig()
@@ -142,6 +143,7 @@ class Detector:
         if INJECTION in self._config.enabled_categories:
             self._scorer = default_scorer()
         self._scorer_entry = _Compiled(SCORER_SPEC, None, len(compiled))
+        self._memo = ScanMemo()
 
     @property
     def config(self) -> DetectorConfig:
@@ -184,6 +186,20 @@ class Detector:
         return summarize(findings)
 
     def _scan(self, text: str) -> list[Finding]:
+        """Findings in sanitized ``text``; a text scanned recently (a resent system prompt or earlier turn) is
+        answered from the detector's :class:`~leanllm_otel.processing.detection.memo.ScanMemo`."""
+        key = self._memo.key(text)
+        if key is None:
+            return self._find(text)
+        remembered = self._memo.get(key)
+        if remembered is not None:
+            return list(remembered)
+        findings = self._find(text)
+        self._memo.put(key, tuple(findings))
+        return findings
+
+    def _find(self, text: str) -> list[Finding]:
+        """Findings in sanitized ``text``, always scanned (the stream scanner's windows: each is seen once)."""
         if not text:
             return []
         redactable: list[tuple[int, int, int, _Compiled]] = []

@@ -53,7 +53,7 @@ class StreamScanner:
         stable_until = size if final else size - self._overlap
         hold_from = size
         new: list[Finding] = []
-        for f in self._detector._scan(buf):
+        for f in self._detector._find(buf):
             gstart = f.start + base
             if gstart < self._emitted_end:
                 continue  # a fragment of something already reported
