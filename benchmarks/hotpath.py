@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import json
 import os
 import pstats
@@ -52,7 +53,15 @@ def _interleaved(calls: dict[str, Callable[[], Any]], n: int, repeats: int) -> d
     }
 
 
-def build(sampling_rate: float, capture: bool = False, prompt: str | None = None) -> tuple[Callable[[], Any], Any]:
+def build(
+    sampling_rate: float, capture: bool = False, prompt: str | None = None, vary: bool = False
+) -> tuple[Callable[[], Any], Any]:
+    """The wrapper around a function that returns a ready response, on a ``configure()`` pipeline.
+
+    ``vary`` gives every call a prompt of its own (a counter appended), so the export thread's detector never
+    answers from its memory of recently scanned texts; otherwise every call resends the same text, as a system
+    prompt is resent.
+    """
     import litellm
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -67,8 +76,11 @@ def build(sampling_rate: float, capture: bool = False, prompt: str | None = None
     if capture:
         overrides.update(capture_content=True, redaction_mode="redacted")
     pipeline = leanllm_otel.configure(
-        database_url=f"sqlite:///{tempfile.mkdtemp()}/events.db", tracer_provider=provider, instrument=False,
-        otlp=False, **overrides,
+        database_url=f"sqlite:///{tempfile.mkdtemp()}/events.db",
+        tracer_provider=provider,
+        instrument=False,
+        otlp=False,
+        **overrides,
     )
     state = TracingState()
     state.telemetry = Telemetry(settings_for(pipeline.config), provider)
@@ -83,8 +95,15 @@ def build(sampling_rate: float, capture: bool = False, prompt: str | None = None
     def original(*args: Any, **kw: Any) -> Any:
         return response
 
+    turns = itertools.count()
+
     def call() -> None:
-        wrapper(original, None, (), kwargs)
+        if vary:
+            wrapper(
+                original, None, (), {**kwargs, "messages": [{"role": "user", "content": f"{content} #{next(turns)}"}]}
+            )
+        else:
+            wrapper(original, None, (), kwargs)
 
     return call, pipeline
 
@@ -107,8 +126,14 @@ def components(pipeline: Any) -> dict[str, Callable[[], Any]]:
     )
     kwargs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello " * 16}], "temperature": 0.2}
     start = request_attributes("chat", "gpt-4o-mini", kwargs)
-    start.update({sc.LEANLLM_REQUEST_ID: str(uuid.uuid4()), sc.LEANLLM_SAMPLING_RATE: 1.0,
-                  sc.LEANLLM_REDACTION_MODE: "metadata", sc.LEANLLM_STREAM: False})
+    start.update(
+        {
+            sc.LEANLLM_REQUEST_ID: str(uuid.uuid4()),
+            sc.LEANLLM_SAMPLING_RATE: 1.0,
+            sc.LEANLLM_REDACTION_MODE: "metadata",
+            sc.LEANLLM_STREAM: False,
+        }
+    )
     end = response_attributes(response)
     tracer = telemetry.tracer
     open_span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=start)

@@ -8,7 +8,8 @@ after the other with ``thread_time`` on this thread, and the export threads' CPU
 - materialise: ``drain()`` of the deferred queue (span build, response attributes, metrics, our processor);
 - export: ``force_flush`` (rendering, mapping, the SQLite write), all threads but this one.
 
-    .venv/bin/python benchmarks/steps.py [--n 5000] [--repeats 5] [--rate 1.0] [--profile caller|materialise]
+    .venv/bin/python benchmarks/steps.py [--n 5000] [--repeats 5] [--rate 1.0] [--pii] [--vary]
+        [--profile caller|materialise]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--capture", action="store_true")
     parser.add_argument("--pii", action="store_true", help="run.py's 100 B prompt (an email, a phone, a key)")
+    parser.add_argument("--vary", action="store_true", help="a prompt of its own per call (no scan-memory hits)")
     parser.add_argument("--profile", choices=("caller", "materialise"), default=None)
     parser.add_argument("--no-gc", action="store_true", help="gc.disable() while timing (what the collector adds)")
     args = parser.parse_args()
@@ -53,7 +55,7 @@ def main() -> None:
         from worker import prompt_of
 
         prompt = prompt_of(100)
-    call, pipeline = hotpath.build(args.rate, args.capture, prompt)
+    call, pipeline = hotpath.build(args.rate, args.capture, prompt, vary=args.vary)
     call()
     pipeline.force_flush(30_000)
     queues = list(deferred._INSTANCES)
@@ -92,7 +94,18 @@ def main() -> None:
             pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(35)
     out = {name: round(statistics.median(values), 2) for name, values in rows.items()}
     out["total"] = round(sum(out.values()), 2)
-    print(json.dumps({"rate": args.rate, "capture": args.capture, "pii": args.pii, "n": args.n, "us_per_call": out}))
+    print(
+        json.dumps(
+            {
+                "rate": args.rate,
+                "capture": args.capture,
+                "pii": args.pii,
+                "vary": args.vary,
+                "n": args.n,
+                "us_per_call": out,
+            }
+        )
+    )
     pipeline.shutdown()
     os._exit(0)
 
