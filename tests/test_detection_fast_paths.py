@@ -157,3 +157,14 @@ def test_threads_sharing_a_detector_get_the_findings_of_a_fresh_scan() -> None:
     for t in threads:
         t.join()
     assert [results[i] for i in range(len(texts))] == expected
+
+
+def test_a_detector_remembers_its_last_4096_texts() -> None:
+    """The README's promise: the findings of the last 4,096 texts, by digest."""
+    detector = Detector()
+    texts = [f"note {i:05d} for ops@example.com" for i in range(4096 + 10)]
+    for text in texts:
+        detector.scan(text)
+    assert len(detector._memo) == 4096
+    assert detector._memo.get(detector._memo.key(texts[9]) or b"") is None
+    assert detector._memo.get(detector._memo.key(texts[10]) or b"") is not None
