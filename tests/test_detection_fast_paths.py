@@ -125,7 +125,7 @@ def test_the_memory_keeps_digests_not_texts_and_stays_bounded() -> None:
     assert len(memo) == 8
     assert memo.get(memo.key(texts[0]) or b"") is None  # the oldest went first
     assert memo.get(memo.key(texts[-1]) or b"") is not None
-    assert memo.key("short") is None  # a lookup would cost more than the scan
+    assert memo.key("short") is None  # rescanned in microseconds; it would only push useful entries out
 
 
 def test_stream_windows_do_not_fill_the_memory() -> None:
@@ -136,6 +136,21 @@ def test_stream_windows_do_not_fill_the_memory() -> None:
     scanner.finish()
     assert {f.type for f in scanner.findings} >= {"EMAIL"}
     assert len(detector._memo) == 0
+
+
+def test_a_guarded_stream_keeps_its_windows_out_of_the_memory() -> None:
+    from leanllm_otel.guardrails.streaming import StreamMonitor
+    from leanllm_otel.processing.detection.catalog import SECRET
+    from leanllm_otel.processing.detection.engine import DetectorConfig
+
+    detector, secrets = Detector(), Detector(DetectorConfig(enabled_categories=frozenset({SECRET})))
+    monitor = StreamMonitor(detector, secrets, stop_on_secret=True, window_chars=64)
+    text = "a long answer that streams one small piece after another, " * 4 + "and then AKIAABCDEFGHIJKLMNOP"
+    violation = None
+    for i in range(0, len(text), 5):
+        violation = violation or monitor.feed({"choices": [{"delta": {"content": text[i : i + 5]}}]})
+    assert violation is not None and violation.findings == ("AWS_KEY",)  # the secret split across chunks is caught
+    assert len(secrets._memo) == 0 and len(detector._memo) == 0  # no window of it was remembered
 
 
 def test_threads_sharing_a_detector_get_the_findings_of_a_fresh_scan() -> None:

@@ -76,7 +76,7 @@ class StreamMonitor:
         if self.stop_on_secret:
             window = self._tail + text
             fresh = len(self._tail)
-            found = [f.type for f in self._secrets.scan(window) if f.end > fresh]
+            found = [f.type for f in self._secrets.scan(window, remember=False) if f.end > fresh]
             self._tail = window[-self._window :]
             if found:
                 self.violation = LeanLLMPolicyViolation("secret_in_output", found, "stream")

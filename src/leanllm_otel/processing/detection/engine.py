@@ -150,15 +150,17 @@ class Detector:
         """The configuration this detector was built from."""
         return self._config
 
-    def scan(self, text: str) -> list[Finding]:
+    def scan(self, text: str, *, remember: bool = True) -> list[Finding]:
         """Findings in ``text``, sorted by start, non-overlapping.
 
         Where candidates overlap, the winner is the higher category (secret > custom > pii > injection), then
         the longer match; a redactable winner's span is widened to the union of the redactable candidates it
         beat, so redaction never leaves a fragment of either. Offsets index :func:`sanitize` (text), which is
-        ``text`` itself unless it holds lone surrogates.
+        ``text`` itself unless it holds lone surrogates. ``remember=False`` for text seen once (a sliding window
+        over a stream): it is scanned without entering the detector's memory of recent texts.
         """
-        return self._scan(sanitize(text))
+        sanitized = sanitize(text)
+        return self._scan(sanitized) if remember else self._find(sanitized)
 
     def redact(self, text: str) -> tuple[str, list[Finding]]:
         """Replace PII and secrets with markers; injection findings are reported but left in place.
