@@ -1,6 +1,6 @@
 """What a call cost, in USD: the one home of the cost rules.
 
-- :func:`response_cost`: the cost LiteLLM computed for a response (``_hidden_params["response_cost"]``);
+- :func:`response_cost`: the cost LiteLLM computed for a response (``response_cost`` of its hidden params);
 - :func:`price_of_usage`: LiteLLM's bundled price map applied to token counts; raises when it has no price;
 - :func:`usage_cost`: a span's usage priced that way, None for a model without a price (never a guess);
 - :func:`span_cost`: the cost a span recorded (``leanllm.cost.usd``), else its usage priced;
@@ -23,10 +23,10 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def response_cost(response: Any) -> float | None:
-    """The cost LiteLLM attached to ``response`` (or a stream), None when it attached none."""
-    hidden = getattr(response, "_hidden_params", None)
-    return _number(hidden.get("response_cost")) if isinstance(hidden, Mapping) else None
+def response_cost(hidden: Mapping[str, Any]) -> float | None:
+    """The cost LiteLLM attached to a response (or a stream), from its hidden params
+    (``instrumentation.litellm_compat.hidden_params``, the one reader of LiteLLM's internals); None when none."""
+    return _number(hidden.get("response_cost"))
 
 
 def price_of_usage(model: str, input_tokens: int, output_tokens: int) -> float:
@@ -60,9 +60,10 @@ def span_cost(attributes: Mapping[str, Any]) -> float | None:
     return cost if cost is not None else usage_cost(attributes)
 
 
-def call_cost(response: Any) -> float | None:
-    """The cost LiteLLM attached to ``response``, else its ``completion_cost`` of it; None when neither works."""
-    cost = response_cost(response)
+def call_cost(response: Any, hidden: Mapping[str, Any]) -> float | None:
+    """The cost LiteLLM attached to ``response`` (``hidden``: its hidden params, see :func:`response_cost`), else
+    LiteLLM's ``completion_cost`` of it; None when neither works."""
+    cost = response_cost(hidden)
     if cost is not None:
         return cost
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "LLMEvent",
     "MappingError",
     "event_from_attributes",
+    "findings_text",
     "is_llm_span_attributes",
     "row_defaults",
     "span_row_values",
@@ -137,6 +138,16 @@ def _coerce(value: Any, kind: type) -> Any:
         return kind(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         return None
+
+
+# ``json.dumps(counts, sort_keys=True)``'s text, without building an encoder per call (its keyword arguments do).
+_FINDINGS_ENCODER = json.JSONEncoder(sort_keys=True).encode
+
+
+def findings_text(counts: Mapping[str, int]) -> str:
+    """The value of ``leanllm.security.findings``: ``{"type": count}`` as JSON text, keys sorted (the one writer;
+    the mapping below reads it back into ``LLMEvent.findings``)."""
+    return _FINDINGS_ENCODER(counts)
 
 
 def _load_json(value: Any) -> Any:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from leanllm_otel.event import findings_text
 from leanllm_otel.semconv import FINDING_REPAIRED_VALUE
 
 __all__ = ["FINDING_REPAIRED_VALUE", "repair", "repair_text", "with_repair_finding"]
@@ -76,4 +77,4 @@ def with_repair_finding(findings: Any, count: int) -> Any:
     merged = dict(current) if isinstance(current, Mapping) else {}
     previous = merged.get(FINDING_REPAIRED_VALUE)
     merged[FINDING_REPAIRED_VALUE] = (previous if isinstance(previous, int) else 0) + count
-    return json.dumps(merged, sort_keys=True) if as_text else merged
+    return findings_text(merged) if as_text else merged

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from leanllm_otel.cost import call_cost
 from leanllm_otel.event import LLMEvent
 from leanllm_otel.instrumentation.credentials import credential_values
+from leanllm_otel.instrumentation.litellm_compat import hidden_params
 from leanllm_otel.replay_source import (
     NotReplayableError,
     ReplayRequest,
@@ -222,7 +223,7 @@ def replay_event(
     result.latency_ms = (time.perf_counter() - started) * 1000.0
     result.text = _response_text(response)
     result.input_tokens, result.output_tokens = _usage(response)
-    result.cost = call_cost(response)
+    result.cost = call_cost(response, hidden_params(response))
     return compare(event, result)
 
 

@@ -19,7 +19,6 @@ optional, on an export thread) copies what the guard thread concluded about a sp
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -35,6 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.cost import span_cost
+from leanllm_otel.event import findings_text
 from leanllm_otel.guardrails.alerts import ANOMALY, BLOCKED, BUDGET, ERROR_BURST, FINDING, Alert, AlertDispatcher
 from leanllm_otel.guardrails.anomaly import AnomalyDetector
 from leanllm_otel.guardrails.budgets import BudgetLedger, BudgetManager, Reservation
@@ -166,7 +166,7 @@ class Guard:
                     return _refusal(
                         violation,
                         {
-                            sc.LEANLLM_SECURITY_FINDINGS: json.dumps(dict.fromkeys(violation.findings, 1)),
+                            sc.LEANLLM_SECURITY_FINDINGS: findings_text(dict.fromkeys(violation.findings, 1)),
                             sc.LEANLLM_SECURITY_FINDING_TYPES: list(violation.findings),
                         },
                     )

@@ -14,11 +14,11 @@ content renderer (when scanning is on and the call is sampled in).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from leanllm_otel import semconv as sc
 from leanllm_otel.access import get_field
+from leanllm_otel.event import findings_text
 from leanllm_otel.guardrails.errors import LeanLLMPolicyViolation
 from leanllm_otel.processing.detectors import Detector, Finding, StreamScanner, max_severity, summarize
 
@@ -99,7 +99,7 @@ class StreamMonitor:
             out[sc.LEANLLM_SECURITY_BLOCKED] = True
             out[sc.LEANLLM_SECURITY_BLOCK_REASON] = self.violation.reason
         if counts:
-            out[sc.LEANLLM_SECURITY_FINDINGS] = json.dumps(counts, sort_keys=True)
+            out[sc.LEANLLM_SECURITY_FINDINGS] = findings_text(counts)
             out[sc.LEANLLM_SECURITY_FINDING_TYPES] = sorted(counts)
             severity = max_severity(findings)
             if severity is not None:

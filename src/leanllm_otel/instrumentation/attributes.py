@@ -132,8 +132,15 @@ def request_attributes(operation: str, model: str, kwargs: Mapping[str, Any]) ->
 def _count(usage: Any, *names: str) -> int | None:
     """The first positive count among ``names``, else the first count (LiteLLM 1.80's image usage carries
     ``prompt_tokens=0`` beside the real ``input_tokens``)."""
-    counts = [v for v in (_get(usage, name) for name in names) if isinstance(v, int) and not isinstance(v, bool)]
-    return next((v for v in counts if v > 0), counts[0] if counts else None)
+    first: int | None = None
+    for name in names:
+        value = _get(usage, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value > 0:
+                return value
+            if first is None:
+                first = value
+    return first
 
 
 def usage_attributes(usage: Any) -> dict[str, Any]:
@@ -193,7 +200,7 @@ def response_attributes(response: Any) -> dict[str, Any]:
         usage = _get(_get(response, "meta"), "tokens")
     attributes.update(usage_attributes(usage))
     hidden = litellm_compat.hidden_params(response)
-    cost = response_cost(response)
+    cost = response_cost(hidden)
     if cost is not None:
         attributes[sc.LEANLLM_COST_USD] = cost
     provider = semconv_provider(hidden.get("custom_llm_provider"))

@@ -27,6 +27,7 @@ import threading
 from typing import Any
 
 from leanllm_otel import semconv as sc
+from leanllm_otel.event import findings_text
 from leanllm_otel.processing.call_parts import call_input, call_output
 from leanllm_otel.processing.capping import encode_capped
 from leanllm_otel.processing.detectors import Detector, max_severity, summarize
@@ -140,7 +141,7 @@ class ContentRenderer:
         if record.scan:
             findings = policy.findings
             counts = summarize(findings)
-            out[sc.LEANLLM_SECURITY_FINDINGS] = json.dumps(counts, sort_keys=True)
+            out[sc.LEANLLM_SECURITY_FINDINGS] = findings_text(counts)
             if counts:
                 out[sc.LEANLLM_SECURITY_FINDING_TYPES] = sorted(counts)
                 severity = max_severity(findings)
