@@ -152,3 +152,25 @@ def test_spans_sharing_their_keys_map_each_by_its_own_value_types() -> None:
         assert event.metadata == {"environment": "prod", "custom_tags": {"t": "x"}}
     reordered = dict(reversed(list(attributes(8080, 12, "a", "m-1").items())))
     assert event_from_attributes(reordered, start_time_ns=1) == typed
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"EMAIL": 2}', ' {"EMAIL": 2}\n', '{"EMAIL": 2} trailing', '{"EMAIL": 2}{}', "\ufeff{}", "{not json", "", "[1]"],
+)
+def test_json_attributes_decode_exactly_as_json_loads_does(text: str) -> None:
+    # The mapping's fast decoder must accept and refuse the same texts as json.loads (whitespace around, trailing
+    # text, a BOM, invalid JSON): what it cannot decode is kept as {"_unparsed": text}.
+    import json
+
+    from leanllm_otel.event import event_from_attributes
+
+    try:
+        expected: Any = json.loads(text)
+    except ValueError:
+        expected = {"_unparsed": text}
+    attributes = {
+        sc.LEANLLM_REQUEST_ID: "evt-1", sc.GEN_AI_OPERATION_NAME: "chat", sc.GEN_AI_REQUEST_MODEL: "m",
+        sc.GEN_AI_INPUT_MESSAGES: text,
+    }  # fmt: skip
+    assert event_from_attributes(attributes, start_time_ns=1).input_messages == expected

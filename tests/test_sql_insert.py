@@ -17,7 +17,7 @@ from leanllm_otel import semconv as sc
 from leanllm_otel.event import span_to_event
 from leanllm_otel.exporters.sql import SQLSpanExporter
 from leanllm_otel.store import EventStore
-from leanllm_otel.store.insert import PreparedInsert, json_text
+from leanllm_otel.store.insert import PreparedInsert, json_text, statement_sizes
 from leanllm_otel.store.schema import events
 from loopback.events import fast_config, make_event, make_llm_span
 
@@ -45,15 +45,45 @@ def test_rows_share_statements_and_unset_columns_are_not_bound(dialect: Any) -> 
     prepared = PreparedInsert(dialect)
     columns = len(events.c)
     assert prepared.max_rows_per_statement > 100  # derived from SQLAlchemy's statement and checked against it
-    rows = [{"event_id": f"e{i}", "timestamp": datetime.now(timezone.utc), "model": "m"} for i in range(900)]
+    rows = [{"event_id": f"e{i}", "timestamp": datetime.now(timezone.utc), "model": "m"} for i in range(512)]
     statements = prepared.statements(rows)
-    assert len(statements) == 1  # sparse rows: the whole batch fits one statement
+    assert len(statements) == 1  # sparse rows: a full batch fits one statement
     bound = len(statements[0][1])
-    assert bound < 900 * columns // 2  # most columns are NULL for these rows: written as NULL, not bound
+    assert bound < 512 * columns // 2  # most columns are NULL for these rows: written as NULL, not bound
     now = datetime.now(timezone.utc)
     full = prepared.statements([SQLSpanExporter.event_to_row(make_event(), now) for _ in range(900)])
-    assert len(full) == -(-900 // prepared.max_rows_per_statement)  # every column bound: the limit splits them
-    assert len(full[0][1]) == columns * min(900, prepared.max_rows_per_statement)
+    sizes = statement_sizes(900, prepared.max_rows_per_statement)  # every column bound: the limit splits them
+    assert len(full) == len(sizes) > 1
+    assert [len(parameters) for _, parameters in full] == [columns * size for size in sizes]
+
+
+@given(st.integers(min_value=0, max_value=5000), st.integers(min_value=1, max_value=1200))
+def test_statement_sizes_are_powers_of_two_within_the_limit_that_add_up(count: int, limit: int) -> None:
+    sizes = statement_sizes(count, limit)
+    assert sum(sizes) == count
+    assert all(size & (size - 1) == 0 and size <= limit for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    largest = 1 << (limit.bit_length() - 1)
+    assert len(sizes) <= count // largest + largest.bit_length()
+
+
+def test_writes_of_every_length_share_a_few_statement_texts_on_real_sqlite(sqlite_url: str) -> None:
+    # A statement text the driver has seen is reused prepared; one per batch length was parsed anew every time.
+    exporter = SQLSpanExporter(config=fast_config(sqlite_url))
+    prepared = exporter._prepared()
+    texts: set[str] = set()
+    statements = prepared.statements
+    prepared.statements = lambda rows: [(sql, p) for sql, p in statements(rows) if not texts.add(sql)]  # type: ignore[method-assign,func-returns-value]
+    try:
+        written = 0
+        for length in range(1, 65):
+            assert exporter.export([make_llm_span() for _ in range(length)]).name == "SUCCESS"
+            written += length
+        assert len(texts) == 7  # 1, 2, 4, ..., 64 rows: 64 batch lengths, 7 texts
+        with EventStore(sqlite_url) as store:
+            assert store.count_events() == written
+    finally:
+        exporter.shutdown()
 
 
 def test_json_text_is_what_json_dumps_writes_for_the_common_shapes() -> None:
@@ -165,7 +195,7 @@ def test_a_row_the_database_refuses_costs_only_that_row(db_url: str) -> None:
 def test_column_wise_values_are_the_multi_row_statement_values() -> None:
     prepared = PreparedInsert(asyncpg.dialect())
     recorded_at = datetime.now(timezone.utc)
-    rows = [SQLSpanExporter.event_to_row(span_to_event(s), recorded_at) for s in _spans_of_every_shape(9)]
+    rows = [SQLSpanExporter.event_to_row(span_to_event(s), recorded_at) for s in _spans_of_every_shape(8)]
     rows = [{k: v for k, v in row.items() if k in events.c} for row in rows]
     columns, arrays = prepared.arrays(rows)
     assert columns == [column.key for column in events.c if column.key in columns]  # table order

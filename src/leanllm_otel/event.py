@@ -150,9 +150,20 @@ def findings_text(counts: Mapping[str, int]) -> str:
     return _FINDINGS_ENCODER(counts)
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
 def _load_json(value: Any) -> Any:
     if not isinstance(value, str):
         return value
+    # What the renderer writes has no surrounding whitespace: decoded without ``json.loads``'s two whitespace
+    # regex matches; anything else (whitespace, trailing text, invalid) is ``json.loads``'s to accept or refuse.
+    try:
+        parsed, end = _raw_decode(value)
+        if end == len(value):
+            return parsed
+    except ValueError:
+        pass
     try:
         return json.loads(value)
     except ValueError:

@@ -1,10 +1,12 @@
 """The event store's INSERT: compiled once per dialect, rows turned into driver parameters without SQLAlchemy's
 per-row bind processing.
 
-Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements (a
-batch is usually one), in which the columns no row of the statement sets are literal
-``NULL`` rather than bound parameters. An event has some sixty columns and a typical span sets about half, so
-binding the NULLs would be a large share of SQLite's cost per row (measured by ``benchmarks/sqlite_gil.py``).
+Rows are written as multi-row ``INSERT ... VALUES (...), (...) ON CONFLICT (event_id) DO NOTHING`` statements, in
+which the columns no row of the statement sets are literal ``NULL`` rather than bound parameters. An event has some
+sixty columns and a typical span sets about half, so binding the NULLs would be a large share of SQLite's cost per
+row (measured by ``benchmarks/sqlite_gil.py``). Statements take a power-of-two number of rows
+(:func:`statement_sizes`: a full batch of 512 is one statement, 37 rows are 32 + 4 + 1), so the texts recur and
+SQLite's driver reuses their prepared form instead of parsing a new text for every batch length.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _POSTGRESQL_MAX_PARAMETERS = 32767
 # A batch is one statement when the parameter limit allows (each statement is several thread hand-offs through
 # the async driver, each costing up to the interpreter's switch interval when the application holds the GIL).
 _MAX_ROWS_PER_STATEMENT = 1000
-_CACHED_PLANS = 32  # per (columns set, row count): the shapes of a workload's calls, and recent last chunks
+_CACHED_PLANS = 64  # per (columns set, row count): the shapes of a workload's calls, each in a few lengths
 _NUMBERED_PARAMETER = re.compile(r"\$\d+")
 _NUMBERED_PLACEHOLDER = re.compile(r"\$\d+(::[A-Z][A-Z ]*)?")
 _QMARK_PLACEHOLDER = re.compile(r"\?")
@@ -238,14 +240,15 @@ class PreparedInsert:
             plan = self._plan(frozenset(self._columns), 1)
             return [(plan.sql, tuple(_values(plan, row))) for row in rows]
         columns, arrays = self.arrays(rows)
-        per_statement = self._rows_per_statement(len(columns))
         bound = frozenset(columns)
         result: list[tuple[str, tuple[Any, ...]]] = []
-        for start in range(0, len(rows), per_statement):
-            stop = min(len(rows), start + per_statement)
-            plan = self._plan(bound, stop - start)
+        start = 0
+        for size in statement_sizes(len(rows), self._rows_per_statement(len(columns))):
+            stop = start + size
+            plan = self._plan(bound, size)
             chunk = arrays if start == 0 and stop == len(rows) else [array[start:stop] for array in arrays]
             result.append((plan.sql, tuple(itertools.chain.from_iterable(zip(*chunk, strict=True)))))
+            start = stop
         return result
 
     def arrays(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -267,6 +270,20 @@ class PreparedInsert:
             else:
                 arrays.append([convert(row[name]) if name in row else default for row in rows])
         return list(plan.slots), arrays
+
+
+def statement_sizes(count: int, limit: int) -> list[int]:
+    """How many rows each statement of a ``count``-row write takes: powers of two, largest first, none over
+    ``limit``. A workload's writes then use a few statement texts, which the driver keeps prepared: SQLite took
+    longer to parse a multi-row INSERT of a new length (~100,000 instructions a row) than to run it."""
+    largest = 1 << (max(1, limit).bit_length() - 1)
+    sizes = [largest] * (count // largest)
+    rest = count % largest
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        sizes.append(size)
+        rest -= size
+    return sizes
 
 
 def _values(plan: _Plan, row: Mapping[str, Any]) -> list[Any]:

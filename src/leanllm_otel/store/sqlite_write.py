@@ -4,9 +4,9 @@ Through the async engine a batch crossed threads about eight times (export threa
 aiosqlite's thread, and back, for BEGIN, the insert and COMMIT). Each crossing takes the GIL again, and while the
 application keeps the GIL busy every one of them can wait out the interpreter's switch interval (findings 17 and 20
 of ``benchmarks/README.md``). Here the exporting thread binds the parameters and runs the statement itself: the GIL is
-released once, for SQLite's own work, and taken back once. A batch that fits in one statement (the parameter limit
-allows about a thousand events) is that statement alone, which SQLite runs as its own transaction, atomic as
-before; longer batches are wrapped in ``BEGIN IMMEDIATE`` / ``COMMIT``.
+released for SQLite's own work once per statement, and taken back once. A batch written as one statement (a
+power-of-two number of rows, see ``store.insert.statement_sizes``) is that statement alone, which SQLite runs as its
+own transaction; a batch of several statements is wrapped in ``BEGIN IMMEDIATE`` / ``COMMIT``, atomic as well.
 
 The busy timeout (another process or connection holding the file's write lock) is waited out here, in slices of
 50 ms, rather than inside SQLite, whose busy handler ``interrupt()`` cannot end: a store being shut down stops waiting
