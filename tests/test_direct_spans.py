@@ -203,3 +203,45 @@ def test_a_batch_processor_that_watches_span_starts_keeps_the_sdk_path(sole: Any
         _complete()
     assert "watched" in setup.spans()
     assert [name for name in started if name.startswith("chat")] == ["chat gpt-4o-mini"]
+
+
+_PUBLIC = ("name", "context", "parent", "resource", "attributes", "events", "links", "kind", "status",
+           "start_time", "end_time", "instrumentation_scope")  # fmt: skip
+
+
+def _public(span: ReadableSpan) -> dict[str, Any]:
+    values = {name: getattr(span, name) for name in _PUBLIC}
+    values["attributes"] = dict(values["attributes"] or {})
+    values["events"] = list(values["events"])
+    values["links"] = list(values["links"])
+    return values
+
+
+def test_copy_span_copies_a_readable_span_field_by_field_as_the_constructor_would() -> None:
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import Status
+
+    from leanllm_otel.exporters.wrapping import copy_span
+
+    tracer = TracerProvider().get_tracer("copy")
+    with tracer.start_as_current_span("parent"):
+        sdk_span = tracer.start_span("child", attributes={"a": 1, "b": "x"})
+        sdk_span.add_event("e", {"k": "v"})
+        sdk_span.end()
+    readable = ReadableSpan(**{name: getattr(sdk_span, name) for name in _PUBLIC})
+    readable.leanllm_record = object()  # type: ignore[attr-defined]
+    changes: dict[str, Any] = {
+        "attributes": {"a": 2}, "events": [Event("f", {"n": 1}, 5)], "name": "renamed", "status": Status(StatusCode.OK),
+    }  # fmt: skip
+    for source in (readable, sdk_span):
+        for given in ({}, {"attributes": changes["attributes"]}, changes):
+            copy = copy_span(source, **given)
+            assert type(copy) is ReadableSpan
+            expected = {**_public(source), **{k: list(v) if k == "events" else v for k, v in given.items()}}
+            assert _public(copy) == expected
+            assert not hasattr(copy, "leanllm_record")  # what we attach to a span does not travel
+    assert _public(readable) == _public(sdk_span)  # the source is untouched
+    # The fast copy covers exactly the plain ReadableSpan; an unknown field falls back to the constructor.
+    assert otel_compat.copied_readable_span(sdk_span, {}) is None
+    assert otel_compat.copied_readable_span(readable, {"_no_such_field": 1}) is None
+    assert otel_compat.copied_readable_span(readable, {}) is not None

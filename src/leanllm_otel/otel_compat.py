@@ -9,6 +9,10 @@ arguments, so the zero-code configurator cannot put exporters behind ``LeanLLMSp
   setup the zero-code configurator reuses (``distro.py``).
 - ``ReadableSpan._attributes`` and ``BoundedAttributes._dict``: the plain dict under an ended span's attributes, read
   without the copy or the per-key method calls of the public mapping (``event.py``'s mapping, once per exported span).
+- ``ReadableSpan``'s instance fields (``_name``, ``_context``, ``_attributes``, ``_events``, ``_status``, ...):
+  :func:`copied_readable_span` copies a plain ``ReadableSpan`` field by field instead of through its constructor and
+  a dozen properties (``exporters/wrapping.copy_span``, once per rendered span); the fields are those a probe span
+  has, so a renamed field takes the constructor path.
 - ``Tracer._span_limits`` / ``_tracer_metrics`` / ``_is_enabled`` / ``_instrumentation_scope``, the attribute value
   cleaner ``opentelemetry.attributes._clean_attribute_value`` (``_clean_attribute`` before SDK 1.38) and
   ``SynchronousMultiSpanProcessor._span_processors``: the deferred and direct span paths
@@ -88,6 +92,33 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     if type(attributes) is dict:
         return attributes
     return span.attributes or {}
+
+
+def _readable_fields() -> frozenset[str]:
+    from opentelemetry.sdk.resources import Resource
+
+    probe = ReadableSpan("probe", resource=Resource.get_empty())
+    return frozenset(getattr(probe, "__dict__", ()))
+
+
+_READABLE_FIELDS = _readable_fields()
+
+
+def copied_readable_span(span: ReadableSpan, changes: Mapping[str, Any]) -> ReadableSpan | None:
+    """A copy of the plain ``ReadableSpan`` ``span`` with its fields in ``changes`` (``{"_attributes": ...}``)
+    replaced; attributes set on ``span`` beyond the SDK's own do not travel. None when ``span`` is another type (an
+    SDK ``_Span``) or a field is unknown: the caller then builds the copy through the constructor."""
+    if type(span) is not ReadableSpan or not _READABLE_FIELDS.issuperset(changes):
+        return None
+    fields = span.__dict__.copy()
+    if len(fields) != len(_READABLE_FIELDS):
+        fields = {name: value for name, value in fields.items() if name in _READABLE_FIELDS}
+        if len(fields) != len(_READABLE_FIELDS):
+            return None
+    fields.update(changes)
+    copy: ReadableSpan = object.__new__(ReadableSpan)
+    copy.__dict__.update(fields)
+    return copy
 
 
 def attribute_value_cleaner() -> Callable[[Any], Any] | None:

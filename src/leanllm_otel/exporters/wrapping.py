@@ -9,7 +9,7 @@ outermost wrapper what the real exporter can do:
 - ``drops``: the exporter's own ``DropCounter``;
 - ``repairs_values``: the exporter repairs what its format cannot carry itself.
 
-A leaf module: it imports nothing from leanllm_otel. :func:`copy_span` is the one way a span is copied with changes.
+From leanllm_otel it imports only ``otel_compat``. :func:`copy_span` is the one way a span is copied with changes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, Status
+
+from leanllm_otel.otel_compat import copied_readable_span
 
 __all__ = ["WrappingExporter", "copy_span", "shutdown_exporter"]
 
@@ -76,6 +78,15 @@ def copy_span(
     status: Status | None = None,
 ) -> ReadableSpan:
     """A plain ``ReadableSpan`` equal to ``span`` except for what is given."""
+    changes: dict[str, Any] = {}
+    for field, value in (
+        ("_context", context), ("_attributes", attributes), ("_events", events), ("_name", name), ("_status", status)
+    ):  # fmt: skip
+        if value is not None:
+            changes[field] = value
+    copy = copied_readable_span(span, changes)
+    if copy is not None:
+        return copy
     return ReadableSpan(
         name=name if name is not None else span.name,
         context=context if context is not None else span.context,

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from leanllm_otel import otel_compat
 from leanllm_otel import semconv as sc
 from leanllm_otel._internal import log_internal_error
 from leanllm_otel.cost import usage_cost
@@ -40,7 +41,7 @@ class Renderer:
 
     def render(self, span: ReadableSpan) -> ReadableSpan:
         record: CallRecord | None = getattr(span, "leanllm_record", None)
-        original = span.attributes or {}
+        original = otel_compat.span_attributes(span)  # dict() of the public view costs a call per key
         if record is None and (sc.LEANLLM_COST_USD in original or sc.GEN_AI_USAGE_INPUT_TOKENS not in original):
             return span  # nothing to add: no copy
         attributes = dict(original)
@@ -56,7 +57,7 @@ class Renderer:
         except Exception:
             log_internal_error("rendering span content")
             # Fail closed: the span leaves with no content at all rather than unredacted content.
-            attributes = dict(span.attributes or {})
+            attributes = dict(original)
         return copy_span(span, attributes=attributes, events=events)
 
 
