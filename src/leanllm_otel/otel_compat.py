@@ -112,12 +112,13 @@ def copied_readable_span(span: ReadableSpan, changes: Mapping[str, Any]) -> Read
         return None
     fields = span.__dict__.copy()
     if len(fields) != len(_READABLE_FIELDS):
-        fields = {name: value for name, value in fields.items() if name in _READABLE_FIELDS}
+        for name in fields.keys() - _READABLE_FIELDS:
+            del fields[name]
         if len(fields) != len(_READABLE_FIELDS):
             return None
     fields.update(changes)
     copy: ReadableSpan = object.__new__(ReadableSpan)
-    copy.__dict__.update(fields)
+    copy.__dict__ = fields
     return copy
 
 

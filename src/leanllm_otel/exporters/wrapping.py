@@ -78,12 +78,15 @@ def copy_span(
     status: Status | None = None,
 ) -> ReadableSpan:
     """A plain ``ReadableSpan`` equal to ``span`` except for what is given."""
-    changes: dict[str, Any] = {}
-    for field, value in (
-        ("_context", context), ("_attributes", attributes), ("_events", events), ("_name", name), ("_status", status)
-    ):  # fmt: skip
-        if value is not None:
-            changes[field] = value
+    changes: dict[str, Any] = {} if attributes is None else {"_attributes": attributes}
+    if events is not None:
+        changes["_events"] = events
+    if context is not None:
+        changes["_context"] = context
+    if name is not None:
+        changes["_name"] = name
+    if status is not None:
+        changes["_status"] = status
     copy = copied_readable_span(span, changes)
     if copy is not None:
         return copy
