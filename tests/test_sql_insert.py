@@ -233,3 +233,21 @@ def test_postgres_write_survives_pooled_connections_killed_by_the_server(postgre
             assert store.count_events() == 7
     finally:
         exporter.shutdown()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(timezones=st.one_of(st.none(), st.just(timezone.utc), st.timezones())),
+)
+def test_sqlite_datetime_text_is_isoformat_of_the_utc_value(value: datetime) -> None:
+    # The store's SQLite text form (what SQLAlchemy's DATETIME reads back) through the per-second cache: the same
+    # text isoformat writes, for any instant and zone, the last microsecond of a second included.
+    from leanllm_otel.store.insert import _sqlite_datetime
+
+    try:
+        utc = value if value.tzinfo is None else value.astimezone(timezone.utc)
+    except OverflowError:  # the zone moves it outside datetime's range
+        return
+    expected = utc.isoformat(" ", "microseconds")
+    assert _sqlite_datetime(value) == (expected if value.tzinfo is None else expected[:-6])
+    assert _sqlite_datetime(value) == _sqlite_datetime(value)  # from the cache, the second time
