@@ -8,31 +8,22 @@ from typing import Any
 __all__ = ["get_field"]
 
 _MISSING = object()
-# Per type: is it a pydantic model; per (type, name): does the class define ``name`` (a property, a method). Asked
-# of the class on every read these cost more than the read itself (pydantic's metaclass raises for absent names).
-# Types are few and long-lived; the caches stop growing at _CACHE_LIMIT entries (then the slow question is asked).
-_PYDANTIC: dict[type, bool] = {}
-_CLASS_HAS: dict[tuple[type, str], bool] = {}
+# Per (type, name) the value has no instance field for: how to read it. Asked of the class on every read these cost
+# more than the read itself (pydantic's metaclass raises for absent names), so the answer is kept: types and names
+# are few and long-lived; the cache stops growing at _CACHE_LIMIT entries (then the slow question is asked).
+_NOT_PYDANTIC, _EXTRA_ONLY, _CLASS_ATTRIBUTE = 0, 1, 2  # getattr / extras else None / extras else getattr
+_ABSENT: dict[tuple[type, str], int] = {}
 _CACHE_LIMIT = 4096
 
 
-def _is_pydantic(cls: type) -> bool:
-    known = _PYDANTIC.get(cls)
-    if known is None:
-        known = hasattr(cls, "model_fields")
-        if len(_PYDANTIC) < _CACHE_LIMIT:
-            _PYDANTIC[cls] = known
-    return known
-
-
-def _class_has(cls: type, name: str) -> bool:
-    key = (cls, name)
-    known = _CLASS_HAS.get(key)
-    if known is None:
-        known = hasattr(cls, name)
-        if len(_CLASS_HAS) < _CACHE_LIMIT:
-            _CLASS_HAS[key] = known
-    return known
+def _absent_kind(cls: type, name: str) -> int:
+    if not hasattr(cls, "model_fields"):
+        kind = _NOT_PYDANTIC
+    else:
+        kind = _CLASS_ATTRIBUTE if hasattr(cls, name) else _EXTRA_ONLY
+    if len(_ABSENT) < _CACHE_LIMIT:
+        _ABSENT[(cls, name)] = kind
+    return kind
 
 
 def get_field(obj: Any, name: str) -> Any:
@@ -48,12 +39,14 @@ def get_field(obj: Any, name: str) -> Any:
         value = values.get(name, _MISSING)
         if value is not _MISSING:
             return value
-        cls = type(obj)
-        if _is_pydantic(cls):
+        kind = _ABSENT.get((type(obj), name))
+        if kind is None:
+            kind = _absent_kind(type(obj), name)
+        if kind:
             extra = getattr(obj, "__pydantic_extra__", None)
             if extra is not None and name in extra:
                 return extra[name]
-            return getattr(obj, name, None) if _class_has(cls, name) else None
+            return getattr(obj, name, None) if kind == _CLASS_ATTRIBUTE else None
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
