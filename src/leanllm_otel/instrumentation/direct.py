@@ -46,15 +46,16 @@ def _cleaned_into(target: dict[str, Any], attributes: Mapping[str, Any] | None) 
         return True
     assert _clean_value is not None
     for key, value in attributes.items():
-        if not key or type(key) is not str:
+        if type(key) is not str or not key:
             return False
         if value is None:
             continue  # the SDK drops None values
-        if type(value) is not str and type(value) not in _ATOMIC:
+        if type(value) not in _ATOMIC:
             value = _clean_value(value)
             if value is None:
                 return False
-        target.pop(key, None)  # as BoundedAttributes: a key set again moves to the end
+        if key in target:
+            del target[key]  # as BoundedAttributes: a key set again moves to the end
         target[key] = value
     return True
 
