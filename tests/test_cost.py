@@ -50,7 +50,7 @@ def test_hidden_params_of_a_real_response_are_read_from_pydantics_private_dict()
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="Hello"
     )
     assert "_hidden_params" in response.__pydantic_private__
-    assert hidden_params(response) is getattr(response, "_hidden_params")
+    assert hidden_params(response) is response._hidden_params
     response._hidden_params = {"response_cost": 0.125, "custom_llm_provider": "openai"}
     assert hidden_params(response) == {"response_cost": 0.125, "custom_llm_provider": "openai"}
     assert response_cost(hidden_params(response)) == 0.125

@@ -54,8 +54,9 @@ def _cleaned_into(target: dict[str, Any], attributes: Mapping[str, Any] | None) 
             value = _clean_value(value)
             if value is None:
                 return False
+        # As BoundedAttributes: a key set again moves to the end. An ``in`` test, not ``pop``: no call for new keys.
         if key in target:
-            del target[key]  # as BoundedAttributes: a key set again moves to the end
+            del target[key]  # noqa: RUF051
         target[key] = value
     return True
 
