@@ -108,7 +108,7 @@ def copied_readable_span(span: ReadableSpan, changes: Mapping[str, Any]) -> Read
     """A copy of the plain ``ReadableSpan`` ``span`` with its fields in ``changes`` (``{"_attributes": ...}``)
     replaced; attributes set on ``span`` beyond the SDK's own do not travel. None when ``span`` is another type (an
     SDK ``_Span``) or a field is unknown: the caller then builds the copy through the constructor."""
-    if type(span) is not ReadableSpan or not _READABLE_FIELDS.issuperset(changes):
+    if type(span) is not ReadableSpan or not _READABLE_FIELDS or not _READABLE_FIELDS.issuperset(changes):
         return None
     fields = span.__dict__.copy()
     if len(fields) != len(_READABLE_FIELDS):
