@@ -31,8 +31,9 @@ from leanllm_otel.store.schema import UTCDateTime, events
 
 # asyncpg (the PostgreSQL wire protocol) takes at most 32767 parameters per statement.
 _POSTGRESQL_MAX_PARAMETERS = 32767
-# A batch is one statement when the parameter limit allows (each statement is several thread hand-offs through
-# the async driver, each costing up to the interpreter's switch interval when the application holds the GIL).
+# The most rows one statement takes, parameter limit permitting (each statement is several thread hand-offs through
+# the async driver, each costing up to the interpreter's switch interval when the application holds the GIL);
+# ``statement_sizes`` cuts a batch into power-of-two statements under it.
 _MAX_ROWS_PER_STATEMENT = 1000
 _CACHED_PLANS = 64  # per (columns set, row count): the shapes of a workload's calls, each in a few lengths
 _NUMBERED_PARAMETER = re.compile(r"\$\d+")
