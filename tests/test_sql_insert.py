@@ -73,7 +73,13 @@ def test_writes_of_every_length_share_a_few_statement_texts_on_real_sqlite(sqlit
     prepared = exporter._prepared()
     texts: set[str] = set()
     statements = prepared.statements
-    prepared.statements = lambda rows: [(sql, p) for sql, p in statements(rows) if not texts.add(sql)]  # type: ignore[method-assign,func-returns-value]
+
+    def recording(rows: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        written = statements(rows)
+        texts.update(sql for sql, _ in written)
+        return written
+
+    prepared.statements = recording  # type: ignore[method-assign]
     try:
         written = 0
         for length in range(1, 65):
