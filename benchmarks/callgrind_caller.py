@@ -43,12 +43,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import callgrind_shim
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-_SHIM = """#include <valgrind/callgrind.h>
-void cg_dump(const char *s) { CALLGRIND_DUMP_STATS_AT(s); }
-void cg_zero(void) { CALLGRIND_ZERO_STATS; }
-"""
 OURS = str(ROOT / ".venv" / "bin" / "python")
 _BASE_CALLS = 20
 # name -> (peer venv, "" for ours; worker.py setup)
@@ -61,6 +59,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 WORKLOADS = ("mock_sync", "mock_async", "http_sync", "http_async", "http_stream")
 _ASYNC = ("mock_async", "http_async", "http_astream")
+Job = tuple[str, str, str]  # configuration, workload, python
 
 
 def _child(
@@ -124,9 +123,6 @@ def _run(job: Job, calls: int, warmup: int, directory: str, shim: str, api_base:
     return {"caller": caller, "all": everything, "spans": json.loads(Path(report).read_text())["spans"]}
 
 
-Job = tuple[str, str, str]  # configuration, workload, python
-
-
 def _measure(job: Job, calls: int, warmup: int, directory: str, shim: str, api_base: str) -> dict[str, float]:
     short = _run(job, _BASE_CALLS, warmup, directory, shim, api_base)
     long = _run(job, _BASE_CALLS + calls, warmup, directory, shim, api_base)
@@ -165,10 +161,7 @@ def main() -> None:
     server = BenchOpenAIServer(default_chunks=50).start()
     try:
         with tempfile.TemporaryDirectory(prefix="leanllm-callgrind-caller-") as directory:
-            source = Path(directory) / "shim.c"
-            source.write_text(_SHIM)
-            shim = str(Path(directory) / "libshim.so")
-            subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", shim, str(source)], check=True)
+            shim = callgrind_shim.build(directory)
 
             def one(job: Job) -> dict[str, float]:
                 return _measure(job, args.calls, args.warmup, directory, shim, server.base_url)

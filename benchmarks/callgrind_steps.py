@@ -33,11 +33,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import callgrind_shim
+
 STEPS = ("caller", "materialise", "render", "map", "sqlexport")
-_SHIM = """#include <valgrind/callgrind.h>
-void cg_dump(const char *s) { CALLGRIND_DUMP_STATS_AT(s); }
-void cg_zero(void) { CALLGRIND_ZERO_STATS; }
-"""
 
 
 def _child(calls: int, vary: bool, shim: str) -> None:
@@ -108,10 +106,7 @@ def main() -> None:
         _child(args.calls, args.vary, args.child)
         return
     with tempfile.TemporaryDirectory(prefix="leanllm-callgrind-") as directory:
-        source = Path(directory) / "shim.c"
-        source.write_text(_SHIM)
-        shim = str(Path(directory) / "libshim.so")
-        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", shim, str(source)], check=True)
+        shim = callgrind_shim.build(directory)
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out.%p",
             sys.executable, __file__, "--calls", str(args.calls), "--child", shim,
