@@ -5,15 +5,16 @@ hundreds of microseconds between rounds, more than the differences the caller-th
 instructions instead, per thread (``valgrind --tool=callgrind --separate-threads=yes``), for each configuration in
 its own process (the peers run from their own venvs, ``peers.py``):
 
-- the calls: counters zeroed after a warm-up, the calls made, the caller's thread dumped (a client request dumps
-  and zeroes only the thread that makes it: here the main thread, the caller);
+- the calls: counters zeroed after a warm-up, the calls made, then dumped (with separate threads a client request's
+  dump holds only the thread that makes it: here the main thread, the caller);
 - the settle: the flush after the calls (exports still queued run on the flushing thread), dumped again;
 - at exit every thread's remaining counts (the materialising thread, the batch workers, LiteLLM's logging threads).
 
 Each configuration runs twice, with 20 calls and with ``20 + --calls``; per call is the difference over ``--calls``,
 so start-up and warm-up cancel out. Caller = the main thread's calls dumps; all threads = everything counted in a run.
 Counts of the other threads grow with wall time (their timed loops wake more often when a call takes ~100 ms under
-valgrind), so compare the all-thread column only within one run of this script.
+valgrind), so the all-thread column compares only configurations that ran at the same time under the same load,
+and loosely even then; the caller's column is the measure.
 
 The floor is one SDK span with the floor's 12 attributes on a ``SimpleSpanProcessor(InMemorySpanExporter)``, the
 ``floor`` setup of ``worker.py``. Reported per call: the caller's instructions and what they add to bare LiteLLM,
@@ -24,7 +25,7 @@ and the instructions of all threads, calls and settle together, added to bare Li
 
 ``in`` / ``out``: ours sampled in / sampled out (content off). HTTP workloads call the loopback OpenAI server
 (``run.py``'s), which runs in this process, outside valgrind. Needs ``valgrind`` and a C compiler; each
-configuration and workload takes one to three minutes, two at a time.
+configuration and workload takes two to fifteen minutes (two runs), two at a time.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two callgrind client requests the callgrind benchmarks need, as a shared library loaded with ``ctypes``.
 
-``cg_zero()`` zeroes the counters and ``cg_dump(label)`` dumps them under ``label``; both act on the calling thread
-only when valgrind runs with ``--separate-threads=yes``. Compiled with ``cc`` against ``valgrind/callgrind.h``.
+``cg_zero()`` zeroes the counters and ``cg_dump(label)`` dumps them under ``label`` (with ``--separate-threads=yes``
+the dump holds only the calling thread's counts). Compiled with ``cc`` against ``valgrind/callgrind.h``.
 """
 
 from __future__ import annotations
