@@ -35,7 +35,6 @@ import ctypes
 import glob
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import callgrind_shim
+import callgrind_tools
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -114,13 +113,12 @@ def _run(job: Job, calls: int, warmup: int, directory: str, shim: str, api_base:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     caller = everything = 0
     for path in glob.glob(f"{stem}.*-*"):
-        head = Path(path).read_text(errors="replace")[:20000]
-        total = re.search(r"^(?:summary|totals): (\d+)", head, re.M)
-        if total is None:
+        dump = callgrind_tools.read_dump(path)
+        if dump is None:
             continue
-        everything += int(total.group(1))
-        if re.search(r"Client Request: calls", head) and re.search(r"^thread: 1$", head, re.M):
-            caller += int(total.group(1))
+        everything += dump.instructions
+        if dump.label == "calls" and dump.thread == 1:
+            caller += dump.instructions
     return {"caller": caller, "all": everything, "spans": json.loads(Path(report).read_text())["spans"]}
 
 
@@ -162,7 +160,7 @@ def main() -> None:
     server = BenchOpenAIServer(default_chunks=50).start()
     try:
         with tempfile.TemporaryDirectory(prefix="leanllm-callgrind-caller-") as directory:
-            shim = callgrind_shim.build(directory)
+            shim = callgrind_tools.build(directory)
 
             def one(job: Job) -> dict[str, float]:
                 return _measure(job, args.calls, args.warmup, directory, shim, server.base_url)

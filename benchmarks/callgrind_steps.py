@@ -26,14 +26,13 @@ import argparse
 import ctypes
 import glob
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import callgrind_shim
+import callgrind_tools
 
 STEPS = ("caller", "materialise", "render", "map", "sqlexport")
 
@@ -88,11 +87,9 @@ def _child(calls: int, vary: bool, shim: str) -> None:
 def _counts(directory: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for path in glob.glob(f"{directory}/out.*.*"):
-        head = Path(path).read_text(errors="replace")[:20000]
-        label = re.search(r"Client Request: (\S+)", head)
-        total = re.search(r"^(?:summary|totals): (\d+)", head, re.M)
-        if label and total:
-            counts[label.group(1)] = int(total.group(1))
+        dump = callgrind_tools.read_dump(path)
+        if dump is not None and dump.label is not None:
+            counts[dump.label] = dump.instructions
     return counts
 
 
@@ -106,7 +103,7 @@ def main() -> None:
         _child(args.calls, args.vary, args.child)
         return
     with tempfile.TemporaryDirectory(prefix="leanllm-callgrind-") as directory:
-        shim = callgrind_shim.build(directory)
+        shim = callgrind_tools.build(directory)
         command = [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out.%p",
             sys.executable, __file__, "--calls", str(args.calls), "--child", shim,
